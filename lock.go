@@ -1,0 +1,361 @@
+package robustlock
+
+// The lock protocol, shared with glibc's robust pthread_mutex_lock/unlock
+// (protocol.md has the sources). The word is TID | OWNER_DIED | WAITERS.
+//
+// Lock (the goroutine is pinned to its thread throughout):
+//
+//	pending = &m.next                    a death from here on is still found
+//	loop on the observed word w:
+//	  __owner == NOTRECOVERABLE   -> ErrNotRecoverable, word untouched, and
+//	                                 sleepers woken so they learn it too
+//	  w.TID == 0                  -> CAS w -> tid | w.WAITERS | assume
+//	      OWNER_DIED was set      -> __owner = INCONSISTENT, enqueue,
+//	                                 ErrOwnerDied with the lock held
+//	      else                    -> acquired (below)
+//	  w.TID == tid                -> ErrDeadlock
+//	  otherwise                   -> spin briefly; then set WAITERS,
+//	                                 assume = WAITERS, FUTEX_WAIT(w|WAITERS)
+//	acquired: __owner == NOTRECOVERABLE (set by the unlock we raced with)
+//	  -> release as Unlock would, ErrNotRecoverable; else __count = 1,
+//	  enqueue, pending = nil, __owner = tid, __nusers++.
+//
+// assume keeps WAITERS set in the word once this thread has slept: the
+// unlock that woke it wrote 0, and others may still be asleep (glibc BZ
+// 20973). A word whose TID is 0 but WAITERS is set counts as free (a
+// kernel-assisted unlock can leave it so); glibc would sleep on it.
+//
+// Unlock: EPERM unless w.TID == tid; pending = &m.next, dequeue, __owner =
+// 0 (NOTRECOVERABLE if it was INCONSISTENT), __nusers--, swap the word to 0,
+// wake one sleeper if WAITERS was set (all of them when the mutex just
+// became not recoverable), pending = nil.
+//
+// Where this differs from glibc 2.36 on purpose: a lock that finds the mutex
+// not recoverable wakes every sleeper instead of losing the wake; TryLock
+// never leaves the word held when it reports not recoverable; a timed or
+// cancelled lock clears pending and passes on any wake it consumed.
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/futexlab/robustlock/futex"
+	"github.com/futexlab/robustlock/internal/atomicx"
+	"github.com/futexlab/robustlock/robustlist"
+)
+
+// spinLimit bounds the busy-wait before sleeping: long enough to cover a
+// short critical section on another CPU, far shorter than a futex round trip.
+const spinLimit = 64
+
+// Lock acquires m, sleeping while another thread, in any process, holds it.
+//
+// On success, and on ErrOwnerDied, the lock is held and the calling
+// goroutine is locked to its OS thread until Unlock. ErrOwnerDied means the
+// previous owner died holding m: repair the data m guards, call
+// MarkConsistent, then Unlock. Other errors (ErrNotRecoverable,
+// ErrDeadlock, ErrKind, ErrUnsupported) leave m and the thread as they were.
+func (m *Mutex) Lock() error {
+	runtime.LockOSThread()
+	t, err := m.begin()
+	if err != nil {
+		return err
+	}
+	c := m.c()
+	tid := t.TID()
+	if atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
+		if c.owner == ownerNotRecoverable {
+			return m.acquired(t, tid, 0) // releases and reports it
+		}
+		c.count = 1
+		t.Enqueue(&c.next)
+		t.ClearPending()
+		c.owner = int32(tid)
+		c.nusers++
+		return nil
+	}
+	return m.lockSlow(t, nil)
+}
+
+// Unlock releases m. It must be called by the goroutine that locked it (the
+// same OS thread); anything else gets ErrNotOwner and m is left untouched.
+// Unlocking after ErrOwnerDied without MarkConsistent makes m not
+// recoverable for everyone.
+func (m *Mutex) Unlock() error {
+	c := m.c()
+	tid := robustlist.TID()
+	if atomic.LoadUint32(&c.lock)&futex.TIDMask != tid || tid == 0 {
+		return ErrNotOwner
+	}
+	t, err := robustlist.Current()
+	if err != nil {
+		return unsupported(err)
+	}
+	var newOwner int32
+	wake := 1
+	if c.owner == ownerInconsistent {
+		newOwner, wake = ownerNotRecoverable, futex.WakeAll
+	}
+	t.SetPending(&c.next)
+	t.Dequeue(&c.next)
+	c.owner = newOwner
+	c.nusers--
+	if atomic.SwapUint32(&c.lock, 0)&futex.Waiters != 0 {
+		futex.Wake(&c.lock, wake)
+	}
+	t.ClearPending()
+	runtime.UnlockOSThread()
+	return nil
+}
+
+// TryLock acquires m if nobody holds it, without waiting. It returns nil or
+// ErrOwnerDied with the lock held (as Lock), ErrBusy if another thread
+// holds it, ErrDeadlock if this one does, ErrNotRecoverable without
+// touching the word.
+func (m *Mutex) TryLock() error {
+	runtime.LockOSThread()
+	t, err := m.begin()
+	if err != nil {
+		return err
+	}
+	c := m.c()
+	tid := t.TID()
+	for {
+		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
+			return m.fail(t, ErrNotRecoverable)
+		}
+		w := atomic.LoadUint32(&c.lock)
+		switch w & futex.TIDMask {
+		case 0:
+			if atomic.CompareAndSwapUint32(&c.lock, w, tid|w&futex.Waiters) {
+				return m.acquired(t, tid, w)
+			}
+		case tid:
+			return m.fail(t, ErrDeadlock)
+		default:
+			return m.fail(t, ErrBusy)
+		}
+	}
+}
+
+// LockContext is Lock that gives up when ctx is done: it then returns
+// ctx.Err() (context.DeadlineExceeded once the deadline passes), with m and
+// the thread as they were and no wake-up lost for other waiters. If ctx is
+// already done it returns at once without touching m. It sleeps in the
+// kernel until woken, the deadline passes or ctx is cancelled; it never
+// polls.
+func (m *Mutex) LockContext(ctx context.Context) error {
+	if ctx.Done() == nil {
+		return m.Lock()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	t, err := m.begin()
+	if err != nil {
+		return err
+	}
+	c := m.c()
+	if tid := t.TID(); atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
+		return m.acquired(t, tid, 0)
+	}
+	w := newWaiter(ctx, &c.lock)
+	defer w.done()
+	return m.lockSlow(t, w)
+}
+
+// MarkConsistent declares the data m guards repaired after ErrOwnerDied,
+// so the next Unlock leaves m usable. The caller must hold m
+// (ErrNotOwner otherwise) and m must be inconsistent (ErrConsistent
+// otherwise).
+func (m *Mutex) MarkConsistent() error {
+	c := m.c()
+	tid := robustlist.TID()
+	if atomic.LoadUint32(&c.lock)&futex.TIDMask != tid || tid == 0 {
+		return ErrNotOwner
+	}
+	if !atomic.CompareAndSwapInt32(&c.owner, ownerInconsistent, int32(tid)) {
+		return ErrConsistent
+	}
+	return nil
+}
+
+// begin is the common start of every acquire, on a pinned thread: find the
+// thread's record, check the kind, and announce the operation to the kernel.
+func (m *Mutex) begin() (*robustlist.Thread, error) {
+	if !supportedPlatform {
+		runtime.UnlockOSThread()
+		return nil, ErrUnsupported
+	}
+	t, err := robustlist.Current()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, unsupported(err)
+	}
+	if !supportedKind(atomic.LoadInt32(&m.c().kind)) {
+		runtime.UnlockOSThread()
+		return nil, ErrKind
+	}
+	t.SetPending(&m.c().next)
+	return t, nil
+}
+
+// fail ends an acquire that did not take the lock.
+func (m *Mutex) fail(t *robustlist.Thread, err error) error {
+	t.ClearPending()
+	runtime.UnlockOSThread()
+	return err
+}
+
+// acquired finishes an acquire whose CAS replaced the word old with tid.
+func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
+	c := m.c()
+	c.count = 1
+	if old&futex.OwnerDied != 0 {
+		c.owner = ownerInconsistent
+		t.Enqueue(&c.next)
+		t.ClearPending()
+		return ErrOwnerDied
+	}
+	if c.owner == ownerNotRecoverable {
+		// The unlock we raced with made it unrecoverable after we read
+		// __owner: put the word back and pass the news to every sleeper.
+		c.count = 0
+		if atomic.SwapUint32(&c.lock, 0)&futex.Waiters != 0 {
+			futex.Wake(&c.lock, futex.WakeAll)
+		}
+		return m.fail(t, ErrNotRecoverable)
+	}
+	t.Enqueue(&c.next)
+	t.ClearPending()
+	c.owner = int32(tid)
+	c.nusers++
+	return nil
+}
+
+// lockSlow is the contended part of Lock and LockContext (w != nil).
+func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
+	c := m.c()
+	tid := t.TID()
+	var assume uint32
+	spins := 0
+	for {
+		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
+			if assume != 0 || atomic.LoadUint32(&c.lock)&futex.Waiters != 0 {
+				futex.Wake(&c.lock, futex.WakeAll) // glibc's unlock woke only one
+			}
+			return m.fail(t, ErrNotRecoverable)
+		}
+		old := atomic.LoadUint32(&c.lock)
+		switch {
+		case old&futex.TIDMask == 0:
+			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
+				return m.acquired(t, tid, old)
+			}
+			continue
+		case old&futex.TIDMask == tid:
+			return m.fail(t, ErrDeadlock)
+		case spins < spinLimit:
+			spins++
+			atomicx.Pause(1)
+			continue
+		case old&futex.Waiters == 0:
+			if !atomic.CompareAndSwapUint32(&c.lock, old, old|futex.Waiters) {
+				continue
+			}
+		}
+		assume = futex.Waiters
+		if w == nil {
+			futex.Wait(&c.lock, old|futex.Waiters)
+			continue
+		}
+		if err := w.wait(old | futex.Waiters); err != nil {
+			m.passWake(assume)
+			return m.fail(t, err)
+		}
+	}
+}
+
+// passWake is called by a waiter that gives up after having slept: the
+// wake meant for it may have been consumed, so hand it on. If the lock is
+// free (or its owner died), wake a sleeper; if it is held without WAITERS,
+// set WAITERS so its owner's unlock wakes one.
+func (m *Mutex) passWake(assume uint32) {
+	if assume == 0 {
+		return
+	}
+	c := m.c()
+	for {
+		w := atomic.LoadUint32(&c.lock)
+		if w&futex.TIDMask == 0 {
+			futex.Wake(&c.lock, 1)
+			return
+		}
+		if w&futex.Waiters != 0 || atomic.CompareAndSwapUint32(&c.lock, w, w|futex.Waiters) {
+			return
+		}
+	}
+}
+
+// waiterBits hands each LockContext waiter one of the 32 futex bitset bits,
+// so cancelling it wakes it (and the few sharing its bit), not every sleeper.
+var waiterBits atomic.Uint32
+
+// A waiter is one LockContext call's sleeping state. Cancellation runs
+// ctx's AfterFunc on another goroutine, which cannot know whether the
+// waiter is already asleep or just about to be; so it wakes the waiter's bit
+// until the waiter acknowledges, backing off briefly between tries.
+type waiter struct {
+	ctx       context.Context
+	word      *uint32
+	deadline  int64 // CLOCK_MONOTONIC ns; 0: none
+	bit       uint32
+	cancelled atomic.Bool
+	acked     atomic.Bool
+	stop      func() bool
+}
+
+func newWaiter(ctx context.Context, word *uint32) *waiter {
+	w := &waiter{ctx: ctx, word: word, bit: 1 << (waiterBits.Add(1) % 32)}
+	if d, ok := ctx.Deadline(); ok {
+		w.deadline = futex.Deadline(d)
+		if w.deadline <= 0 {
+			w.deadline = 1 // already past: WaitBitset takes 0 as "none"
+		}
+	}
+	w.stop = context.AfterFunc(ctx, w.cancel)
+	return w
+}
+
+func (w *waiter) cancel() {
+	w.cancelled.Store(true)
+	for i := 0; !w.acked.Load(); i++ {
+		futex.WakeBitset(w.word, futex.WakeAll, w.bit)
+		backoff(i)
+	}
+}
+
+// wait sleeps while *w.word == val. It returns nil to retry, or the
+// context's error once the waiter must give up.
+func (w *waiter) wait(val uint32) error {
+	if w.cancelled.Load() {
+		return w.ctx.Err()
+	}
+	err := futex.WaitBitset(w.word, val, w.bit, w.deadline)
+	switch {
+	case w.cancelled.Load():
+		return w.ctx.Err()
+	case err == syscall.ETIMEDOUT:
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// done ends the waiter: stops the AfterFunc, or lets a running one finish.
+func (w *waiter) done() {
+	w.acked.Store(true)
+	w.stop()
+}

@@ -1,0 +1,52 @@
+//go:build !linux
+
+package robustlist
+
+import "errors"
+
+// FutexOffset is the offset from a list entry to its lock word in glibc's
+// 64-bit layout.
+const FutexOffset = -32
+
+// ErrForeignList is returned when the thread already has a robust list in a
+// format this package cannot share.
+var ErrForeignList = errors.New("robustlist: thread has a robust list in a foreign format")
+
+// ErrUnsupported is returned where robust lists cannot be used: not Linux.
+var ErrUnsupported = errors.New("robustlist: robust futex lists are not supported here")
+
+// Thread is a thread's record; off Linux there are none.
+type Thread struct{}
+
+// Current returns ErrUnsupported off Linux.
+func Current() (*Thread, error) { return nil, ErrUnsupported }
+
+// TID returns 0 off Linux.
+func TID() uint32 { return 0 }
+
+// FastTID reports false off Linux.
+func FastTID() bool { return false }
+
+// PendingIn reports false off Linux.
+func PendingIn(lo, hi uintptr) bool { return false }
+
+// TID returns 0.
+func (t *Thread) TID() uint32 { return 0 }
+
+// SetPending does nothing off Linux.
+func (t *Thread) SetPending(entry *uintptr) {}
+
+// ClearPending does nothing off Linux.
+func (t *Thread) ClearPending() {}
+
+// Enqueue does nothing off Linux.
+func (t *Thread) Enqueue(entry *uintptr) {}
+
+// Dequeue does nothing off Linux.
+func (t *Thread) Dequeue(entry *uintptr) {}
+
+// Joined reports false off Linux.
+func (t *Thread) Joined() bool { return false }
+
+// Registrations reports 0 off Linux.
+func (t *Thread) Registrations() uint64 { return 0 }

@@ -1,0 +1,266 @@
+//go:build linux
+
+package robustlist
+
+// A Thread is this package's record of one OS thread: the robust list head
+// the kernel knows about, and a sentinel entry that tells whether the record
+// still belongs to a live thread.
+//
+// Records live in mmap'd chunks (never moved, never freed, wiped on fork)
+// and are found by TID: chunks[tid/chunkLen][tid%chunkLen]. A record is in
+// one of three states:
+//
+//	empty      sentinel word != tid: never used, wiped by fork, or its thread
+//	           died (the kernel stamped OWNER_DIED on the sentinel)
+//	own        this package registered rec.head with set_robust_list;
+//	           the sentinel is the first entry and never moves, new entries
+//	           are linked right after it
+//	joined     the thread already had a list (glibc's); rec.head is unused,
+//	           entries, the sentinel among them, are linked at glibc's head
+//	           exactly as glibc links them, and pending is glibc's
+//
+// empty -> own|joined happens in register, on the thread itself. own|joined
+// -> empty happens only in the kernel, when the thread exits or execs: the
+// sentinel's word holds the TID, so the kernel's robust walk finds it and
+// stamps it. The sentinel is walked first in the own state, so even a walk
+// that aborts on a bad entry later (an unmapped held mutex) marks the record
+// dead. A new thread that gets a dead thread's TID sees the stamp and
+// registers afresh; a live thread's record is never touched by another.
+//
+// List links use glibc's format (include/uapi/linux/futex.h plus nptl's
+// doubly linked __prev): an entry is the address of a mutex's __next field,
+// its __prev is the word before it, and __prev holds the address of the
+// previous entry's __next (or of the head's list field, whose own __prev
+// slot is the word before the head). Stores are plain: only this thread
+// writes its list, and the kernel reads it only once the thread has stopped,
+// so program order is the order that matters. Go's compiler keeps stores in
+// program order.
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// FutexOffset is the offset from a list entry (a mutex's __next field) to
+// its lock word, as glibc's x86-64 and arm64 layout has it: -32.
+const FutexOffset = -32
+
+const (
+	headLen  = 24      // sizeof(struct robust_list_head); anything else is EINVAL
+	maxTID   = 1 << 22 // PID_MAX_LIMIT on 64-bit kernels
+	chunkLen = 4096    // records per chunk
+	modeOwn  = 1
+	modeJoin = 2
+)
+
+// record is one thread's state. Its first four words are laid out as glibc
+// lays out robust_prev and robust_head in struct pthread, so the head can be
+// linked to like any entry.
+type record struct {
+	headPrev uintptr // __prev slot of the head
+	list     uintptr // robust_list_head.list
+	offset   int64   // robust_list_head.futex_offset
+	pending  uintptr // robust_list_head.list_op_pending
+
+	// sentinel is shaped like a mutex: word at 0, __prev at 24, __next at 32.
+	sentinel [5]uintptr
+
+	tid        uint32
+	mode       uint32
+	insert     uintptr // the __next field new entries are linked after
+	pendingAt  uintptr // the list_op_pending word in use
+	registered uint64  // registrations of this record, for tests and inspection
+	_          [2]uintptr
+}
+
+const recordSize = unsafe.Sizeof(record{})
+
+var chunks [maxTID / chunkLen]atomic.Uintptr
+
+// Thread is the calling thread's record. It is valid only on the thread
+// Current returned it to, while that thread stays alive.
+type Thread record
+
+// ErrForeignList is returned when the thread already has a robust list whose
+// format this package cannot share (for example musl's, whose futex_offset
+// differs from glibc's). Replacing it would silently detach its owner.
+var ErrForeignList = errors.New("robustlist: thread has a robust list in a foreign format")
+
+// ErrUnsupported is returned where robust lists cannot be used: not Linux,
+// or a kernel without set_robust_list (ENOSYS, or refused by seccomp).
+var ErrUnsupported = errors.New("robustlist: robust futex lists are not supported here")
+
+// Current returns the calling thread's record, registering a robust list for
+// the thread first if it has none. The caller must be locked to its thread.
+// After the thread's first call this makes no system call and allocates
+// nothing.
+func Current() (*Thread, error) {
+	tid := TID()
+	if c := chunks[(tid/chunkLen)%uint32(len(chunks))].Load(); c != 0 {
+		r := (*record)(ptr(c + uintptr(tid%chunkLen)*recordSize))
+		if atomic.LoadUintptr(&r.sentinel[0]) == uintptr(tid) {
+			return (*Thread)(r), nil
+		}
+	}
+	return register()
+}
+
+// TID returns the thread id the record was registered for.
+func (t *Thread) TID() uint32 { return t.tid }
+
+// SetPending records entry (the address of a mutex's __next field) as the
+// operation in progress, before the lock word is touched: a death before
+// the list is updated still lets the kernel find the mutex.
+func (t *Thread) SetPending(entry *uintptr) {
+	*(*uintptr)(ptr(t.pendingAt)) = uintptr(unsafe.Pointer(entry))
+}
+
+// ClearPending ends the operation SetPending began.
+func (t *Thread) ClearPending() {
+	*(*uintptr)(ptr(t.pendingAt)) = 0
+}
+
+// Enqueue links entry (a mutex's __next field; its __prev is the word
+// before) into the thread's list. The mutex must have been acquired first.
+func (t *Thread) Enqueue(entry *uintptr) {
+	at := (*uintptr)(ptr(t.insert))
+	first := *at
+	*(*uintptr)(ptr(first&^1 - 8)) = uintptr(unsafe.Pointer(entry)) // first.__prev
+	*entry = first
+	*prevOf(entry) = t.insert
+	*at = uintptr(unsafe.Pointer(entry)) // now the kernel's walk sees it
+}
+
+// Dequeue unlinks entry from the thread's list. It must be on the list.
+func (t *Thread) Dequeue(entry *uintptr) {
+	next, prev := *entry, *prevOf(entry)
+	*(*uintptr)(ptr(next&^1 - 8)) = prev // next.__prev
+	*(*uintptr)(ptr(prev &^ 1)) = next   // prev.__next: gone from the walk
+	*prevOf(entry) = 0
+	*entry = 0
+}
+
+// Joined reports whether the thread's list is one it already had (glibc's)
+// rather than one this package registered.
+func (t *Thread) Joined() bool { return t.mode == modeJoin }
+
+// Registrations counts how often this record has been (re)registered: more
+// than one means its TID was reused by a later thread.
+func (t *Thread) Registrations() uint64 { return t.registered }
+
+func prevOf(entry *uintptr) *uintptr { return (*uintptr)(unsafe.Add(unsafe.Pointer(entry), -8)) }
+
+// ptr turns an address held as an integer back into a pointer. Every such
+// address here is in mmap'd memory or a glibc thread descriptor, never in the
+// Go heap, so the collector has nothing to track.
+func ptr(u uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&u)) }
+
+// register is the slow path of Current: first call on a thread, or a
+// record whose thread has died.
+func register() (*Thread, error) {
+	discovery.Do(discover)
+	tid := verifyTID()
+	if tid == 0 || tid >= maxTID {
+		return nil, fmt.Errorf("%w: tid %d out of range", ErrUnsupported, tid)
+	}
+	r, err := recordFor(tid)
+	if err != nil {
+		return nil, err
+	}
+	var head uintptr
+	var n uintptr
+	if _, _, e := unix.RawSyscall(unix.SYS_GET_ROBUST_LIST, 0,
+		uintptr(unsafe.Pointer(&head)), uintptr(unsafe.Pointer(&n))); e != 0 {
+		return nil, fmt.Errorf("%w: get_robust_list: %v", ErrUnsupported, e)
+	}
+	self := uintptr(unsafe.Pointer(&r.list))
+	sentinelNext := uintptr(unsafe.Pointer(&r.sentinel[4]))
+	atomic.StoreUintptr(&r.sentinel[0], 0)
+	r.tid = tid
+	if head == 0 || head == self {
+		// own: head -> sentinel -> head, then tell the kernel.
+		r.mode = modeOwn
+		r.offset = FutexOffset
+		r.pending = 0
+		r.list = sentinelNext
+		r.headPrev = sentinelNext
+		r.sentinel[3] = self
+		r.sentinel[4] = self
+		r.insert = sentinelNext
+		r.pendingAt = uintptr(unsafe.Pointer(&r.pending))
+		if _, _, e := unix.RawSyscall(unix.SYS_SET_ROBUST_LIST, self, headLen, 0); e != 0 {
+			return nil, fmt.Errorf("%w: set_robust_list: %v", ErrUnsupported, e)
+		}
+	} else {
+		// joined: link the sentinel at the foreign head as glibc would.
+		if n != headLen || *(*int64)(ptr(head + 8)) != FutexOffset {
+			return nil, fmt.Errorf("%w: head %#x len %d futex_offset %d", ErrForeignList,
+				head, n, *(*int64)(ptr(head + 8)))
+		}
+		r.mode = modeJoin
+		r.insert = head
+		r.pendingAt = head + 16
+		(*Thread)(r).Enqueue(&r.sentinel[4])
+	}
+	r.registered++
+	atomic.StoreUintptr(&r.sentinel[0], uintptr(tid)) // valid from here on
+	return (*Thread)(r), nil
+}
+
+// recordFor returns tid's record, mapping its chunk on first use.
+func recordFor(tid uint32) (*record, error) {
+	slot := &chunks[tid/chunkLen]
+	c := slot.Load()
+	if c == 0 {
+		mem, err := unix.Mmap(-1, 0, int(chunkLen*recordSize), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			return nil, fmt.Errorf("robustlist: mapping thread records: %w", err)
+		}
+		// A child forked without exec has no robust lists: make it see
+		// every record empty. Kernels before 4.14 lack this; Go programs
+		// cannot fork without exec anyway.
+		_ = unix.Madvise(mem, unix.MADV_WIPEONFORK)
+		c = uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+		if !slot.CompareAndSwap(0, c) {
+			_ = unix.Munmap(mem)
+			c = slot.Load()
+		}
+	}
+	return (*record)(ptr(c + uintptr(tid%chunkLen)*recordSize)), nil
+}
+
+// PendingIn reports whether any live thread of this process has a robust
+// operation in progress (list_op_pending set) on an entry inside [lo, hi).
+// It reads only this process's records and dereferences nothing else.
+func PendingIn(lo, hi uintptr) (found bool) {
+	// A joined record's pending word is in glibc's thread descriptor, which
+	// may be unmapped if that thread exits while we look.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			found = true // cannot tell: say busy, the caller retries
+		}
+	}()
+	for i := range chunks {
+		c := chunks[i].Load()
+		if c == 0 {
+			continue
+		}
+		for j := uintptr(0); j < chunkLen; j++ {
+			r := (*record)(ptr(c + j*recordSize))
+			if atomic.LoadUintptr(&r.sentinel[0]) != uintptr(r.tid) || r.tid == 0 {
+				continue
+			}
+			if p := atomic.LoadUintptr((*uintptr)(ptr(r.pendingAt))); p >= lo && p < hi {
+				return true
+			}
+		}
+	}
+	return false
+}
