@@ -1,0 +1,32 @@
+//go:build linux
+
+package robustlock
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/futexlab/robustlock/futex"
+	"github.com/futexlab/robustlock/robustlist"
+)
+
+// HeldHere reports whether a thread of the calling process holds m. It
+// asks the kernel (tgkill with signal 0), so it is not for hot paths; it is
+// what a caller checks before unmapping the memory m lives in.
+func (m *Mutex) HeldHere() bool {
+	tid := int(atomic.LoadUint32(&m.c().lock) & futex.TIDMask)
+	return tid != 0 && unix.Tgkill(unix.Getpid(), tid, 0) == nil
+}
+
+// Busy reports whether a thread of the calling process is in the middle of
+// locking or unlocking a mutex that lies in mem. Unmapping mem then could
+// let the kernel write through a stale pointer at that thread's death.
+func Busy(mem []byte) bool {
+	if len(mem) == 0 {
+		return false
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	return robustlist.PendingIn(lo, lo+uintptr(len(mem)))
+}
