@@ -1,0 +1,118 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
+// Error is the error type every function of this package returns: what was
+// being done, to which segment, and why. Err is, or wraps, one of the
+// sentinel errors below (or an errno from the kernel), so callers test
+// causes with errors.Is:
+//
+//	if errors.Is(err, segment.ErrForeignOwner) { ... }
+type Error struct {
+	Op   string // "open", "create", "close", "remove", "stat" or "list"
+	Name string // the segment's name; empty for list
+	Path string // the file's path, when known
+	Err  error  // the cause
+}
+
+func (e *Error) Error() string {
+	where := e.Path
+	if where == "" {
+		where = e.Name
+	}
+	if where == "" {
+		return "segment: " + e.Op + ": " + e.Err.Error()
+	}
+	return "segment: " + e.Op + " " + where + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Causes, each distinct. Open, Stat and Remove return them wrapped in an
+// *Error, often with details ("wrong magic" becomes "wrong magic: got ...").
+var (
+	// ErrBadName: the name is empty, longer than MaxNameLen, starts with a
+	// dot, or has a byte other than ASCII letters, digits, '.', '_', '-'.
+	ErrBadName = errors.New("invalid segment name")
+
+	// ErrInvalidOption: an option's value is out of range (negative Size,
+	// Mode with bits beyond 0777, CreateOnly with OpenOnly, ...).
+	ErrInvalidOption = errors.New("invalid option")
+
+	// ErrExist: CreateOnly, and a file already exists under the name.
+	// errors.Is(err, fs.ErrExist) holds too.
+	ErrExist = fmt.Errorf("segment already exists: %w", fs.ErrExist)
+
+	// ErrNotExist: no file exists under the name and Open was not allowed
+	// to create one (OpenOnly, or no Size option). errors.Is(err,
+	// fs.ErrNotExist) holds too.
+	ErrNotExist = fmt.Errorf("segment does not exist: %w", fs.ErrNotExist)
+
+	// ErrSymlink: the name is a symbolic link. It is never followed.
+	ErrSymlink = errors.New("name is a symbolic link")
+
+	// ErrNotRegular: the name is a directory, FIFO, socket or device.
+	ErrNotRegular = errors.New("not a regular file")
+
+	// ErrForeignOwner: the file belongs to a user other than the effective
+	// user and root, and no TrustOwner option names that user.
+	ErrForeignOwner = errors.New("file is owned by an untrusted user")
+
+	// ErrTruncated: the file is shorter than its header, or than the size
+	// its header declares (an empty file included).
+	ErrTruncated = errors.New("file is truncated")
+
+	// ErrBadMagic: the file does not start with the segment magic; it is
+	// not a segment.
+	ErrBadMagic = errors.New("wrong magic: not a segment")
+
+	// ErrVersion: the header's layout version is not one this package reads.
+	ErrVersion = errors.New("unsupported header version")
+
+	// ErrABI: the segment was made for another ABI: word size, byte order
+	// or mutex size (robustlock.Size) differ from this process's.
+	ErrABI = errors.New("segment made for another ABI")
+
+	// ErrCorrupt: the header is inconsistent: a region lies outside the
+	// file or overlaps another, an offset is misaligned, a count is out of
+	// range, a reserved field is not zero, or the file is longer than the
+	// header says.
+	ErrCorrupt = errors.New("corrupt segment header")
+
+	// ErrSizeMismatch: the existing segment's data size differs from the
+	// Size option, or its number of extra mutexes from the Mutexes option.
+	// Segments are never resized.
+	ErrSizeMismatch = errors.New("existing segment has a different size")
+
+	// ErrPIDNamespace: the segment was created in another PID namespace.
+	// Robust lock words hold thread ids, which mean different threads in
+	// different namespaces; see AllowOtherPIDNamespace.
+	ErrPIDNamespace = errors.New("segment was created in another PID namespace")
+
+	// ErrInit: the Init callback returned an error or panicked; nothing
+	// was published. The callback's error (or the panic value, if it is an
+	// error) is wrapped too.
+	ErrInit = errors.New("Init callback failed")
+
+	// ErrInUse: Close was refused because a thread of this process holds
+	// one of the segment's mutexes or is in the middle of locking or
+	// unlocking one. Nothing was unmapped.
+	ErrInUse = errors.New("a mutex of the segment is held or busy in this process")
+
+	// ErrClosed: the Segment has been closed.
+	ErrClosed = errors.New("segment is closed")
+
+	// ErrUnsupported: segments are not supported on this platform (only
+	// Linux is). errors.Is(err, errors.ErrUnsupported) holds too.
+	ErrUnsupported = fmt.Errorf("segments need Linux: %w", errors.ErrUnsupported)
+)
+
+// detail wraps a sentinel with specifics, keeping errors.Is working.
+func detail(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+}

@@ -1,0 +1,176 @@
+package segment
+
+import (
+	"io/fs"
+	"path/filepath"
+)
+
+// DefaultDir is where segments live unless Dir says otherwise: the
+// directory shm_open(3) uses, so "/dev/shm/NAME" is shm_open("/NAME").
+const DefaultDir = "/dev/shm"
+
+// DefaultMode is the permission a new segment is created with unless Mode
+// says otherwise (before the umask is applied).
+const DefaultMode fs.FileMode = 0o600
+
+// Limits on what Open creates or accepts.
+const (
+	MaxNameLen = 200     // bytes in a name
+	MaxSize    = 1 << 40 // bytes of user data
+	MaxMutexes = 1 << 16 // extra mutexes (Mutexes option)
+)
+
+// An Option adjusts Open, Stat, List or Remove. Stat, List and Remove use
+// only Dir and ignore the others.
+type Option func(*config)
+
+type config struct {
+	dir          string
+	size         int
+	sizeSet      bool
+	mutexes      int
+	mutexesSet   bool
+	mode         fs.FileMode
+	init         func(data []byte) error
+	createOnly   bool
+	openOnly     bool
+	trusted      []int
+	otherPIDNS   bool
+	fallbackOnly bool // tests: publish with the named-temporary protocol
+	bad          []string
+}
+
+// Size sets the number of bytes of user data (Data) the segment holds.
+// It is needed to create a segment: without it Open only opens an existing
+// one. When the segment exists, a Size that differs from its data size is
+// ErrSizeMismatch; segments are never resized. Size(0) makes a segment that
+// holds only mutexes.
+func Size(n int) Option {
+	return func(c *config) {
+		if n < 0 || n > MaxSize {
+			c.bad = append(c.bad, "Size out of range")
+		}
+		c.size, c.sizeSet = n, true
+	}
+}
+
+// Init sets the function that fills a new segment's data before anyone
+// else can see it. It runs only in the process that creates the segment,
+// on zeroed data, after the segment's mutexes are initialised and before
+// publication. If it returns an error or panics, nothing is published and
+// Open returns the error (wrapped with ErrInit). When several processes
+// race to create the same name, each may run Init on its own copy; only the
+// copy that is published survives.
+//
+// Init must not keep data past its return other than through the Segment
+// Open returns: the memory of a copy that lost the race is unmapped.
+func Init(fn func(data []byte) error) Option {
+	return func(c *config) { c.init = fn }
+}
+
+// Dir sets the directory that holds the segment (default DefaultDir). Use
+// the same directory in every process that shares a segment. The
+// directory may be shared with other users: every file in it is validated
+// before use, and symbolic links at a segment's name are never followed.
+func Dir(path string) Option {
+	return func(c *config) {
+		if path == "" {
+			c.bad = append(c.bad, "empty Dir")
+		}
+		c.dir = filepath.Clean(path)
+	}
+}
+
+// Mode sets the permission bits of a new segment (default DefaultMode,
+// 0600). As with open(2) and shm_open(3), the process's umask is applied:
+// the file gets perm &^ umask. Only the bits 0777 are allowed. Every user
+// that should use the segment needs read and write permission. Mode does
+// not change an existing segment.
+func Mode(perm fs.FileMode) Option {
+	return func(c *config) {
+		if perm&^0o777 != 0 {
+			c.bad = append(c.bad, "Mode has bits beyond 0777")
+		}
+		c.mode = perm
+	}
+}
+
+// Mutexes sets how many robust mutexes the header holds besides the
+// segment's own lock (default 0). They are numbered 1 to n (see
+// Segment.MutexN). When the segment exists, a different n is
+// ErrSizeMismatch.
+func Mutexes(n int) Option {
+	return func(c *config) {
+		if n < 0 || n > MaxMutexes {
+			c.bad = append(c.bad, "Mutexes out of range")
+		}
+		c.mutexes, c.mutexesSet = n, true
+	}
+}
+
+// CreateOnly makes Open fail with ErrExist unless this call creates the
+// segment.
+func CreateOnly() Option { return func(c *config) { c.createOnly = true } }
+
+// OpenOnly makes Open fail with ErrNotExist instead of creating the segment.
+func OpenOnly() Option { return func(c *config) { c.openOnly = true } }
+
+// TrustOwner lets Open use a segment owned by uid, as well as those of the
+// effective user and root (the only owners trusted by default). Whoever
+// owns the file can rewrite its header and lock words at any time, so only
+// trust users who are meant to be peers. It may be given several times.
+func TrustOwner(uid int) Option {
+	return func(c *config) {
+		if uid < 0 {
+			c.bad = append(c.bad, "TrustOwner with a negative uid")
+		}
+		c.trusted = append(c.trusted, uid)
+	}
+}
+
+// AllowOtherPIDNamespace lets Open use a segment created in another PID
+// namespace, which it otherwise refuses with ErrPIDNamespace. Robust lock
+// words hold thread ids, and the kernel does not translate them between
+// namespaces: two processes whose thread ids collide can take each other
+// for the owner, and the death of one can mark the other's lock
+// OWNER_DIED. Use it only when every process that will ever use the
+// segment's mutexes is in one namespace, or when the mutexes are not used.
+func AllowOtherPIDNamespace() Option { return func(c *config) { c.otherPIDNS = true } }
+
+func newConfig(opts []Option) config {
+	c := config{dir: DefaultDir, mode: DefaultMode}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.createOnly && c.openOnly {
+		c.bad = append(c.bad, "CreateOnly with OpenOnly")
+	}
+	return c
+}
+
+// check returns the first invalid option, if any.
+func (c *config) check() error {
+	if len(c.bad) > 0 {
+		return detail(ErrInvalidOption, "%s", c.bad[0])
+	}
+	return nil
+}
+
+// validName reports whether name may name a segment: 1 to MaxNameLen
+// bytes of ASCII letters, digits, '.', '_' and '-', not starting with a dot
+// (so ".", ".." and this package's temporaries are never names).
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > MaxNameLen || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

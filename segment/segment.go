@@ -1,0 +1,157 @@
+package segment
+
+import (
+	"fmt"
+	"io/fs"
+	"sync"
+	"sync/atomic"
+
+	"github.com/futexlab/robustlock"
+)
+
+// A Segment is an open, mapped segment. Its methods are safe for
+// concurrent use; Close must not run while other goroutines still use the
+// segment's memory (its Data or its mutexes).
+type Segment struct {
+	name    string
+	path    string
+	created bool
+	hdr     Header
+
+	closeMu sync.Mutex // serialises Close
+	m       atomic.Pointer[mapping]
+}
+
+// mapping is what Close takes away: after it, nothing of the segment's
+// memory is reachable from the Segment.
+type mapping struct {
+	mem     []byte // the whole file, MAP_SHARED
+	data    []byte
+	mutexes []*robustlock.Mutex
+}
+
+func newSegment(name, path string, created bool, h Header, mem []byte) (*Segment, error) {
+	mp := &mapping{
+		mem:  mem,
+		data: mem[h.DataOffset:h.TotalSize:h.TotalSize],
+	}
+	for i := 0; i < h.MutexCount; i++ {
+		m, err := robustlock.At(mem, int(h.MutexOff(i)))
+		if err != nil {
+			return nil, detail(ErrCorrupt, "mutex %d: %v", i, err)
+		}
+		mp.mutexes = append(mp.mutexes, m)
+	}
+	s := &Segment{name: name, path: path, created: created, hdr: h}
+	s.m.Store(mp)
+	return s, nil
+}
+
+// Name returns the segment's name, as given to Open.
+func (s *Segment) Name() string { return s.name }
+
+// Path returns the file the segment was opened or created as.
+func (s *Segment) Path() string { return s.path }
+
+// Created reports whether this Open created and published the segment
+// (and so ran its Init), rather than opening one that existed.
+func (s *Segment) Created() bool { return s.created }
+
+// Header returns the segment's header, as validated when it was opened.
+// It stays available after Close.
+func (s *Segment) Header() Header { return s.hdr }
+
+// Mutex returns the segment's own lock, mutex number 0. It returns nil
+// after Close. The Mutex lives in the mapping: using it after Close is a
+// use after free, which Close cannot detect (Close only refuses while a
+// mutex is held or busy).
+func (s *Segment) Mutex() *robustlock.Mutex {
+	m, err := s.MutexN(0)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// MutexN returns mutex i: 0 is the segment's own lock (Mutex), 1 to n the
+// extra mutexes asked for with Mutexes(n). It returns ErrClosed after
+// Close, and ErrInvalidOption for an i out of range.
+func (s *Segment) MutexN(i int) (*robustlock.Mutex, error) {
+	mp := s.m.Load()
+	if mp == nil {
+		return nil, s.err("mutex", ErrClosed)
+	}
+	if i < 0 || i >= len(mp.mutexes) {
+		return nil, s.err("mutex", detail(ErrInvalidOption, "mutex %d of %d", i, len(mp.mutexes)))
+	}
+	return mp.mutexes[i], nil
+}
+
+// NumMutexes returns the number of mutexes, the segment's own lock
+// included: MutexN accepts 0 to NumMutexes()-1.
+func (s *Segment) NumMutexes() int { return s.hdr.MutexCount }
+
+// Data returns the segment's user data: Size bytes, shared with every
+// process that maps the segment, 64-byte aligned. Its length and capacity
+// are the data size; the slice must not be used after Close, when the
+// memory behind it is unmapped. After Close, Data returns nil.
+func (s *Segment) Data() []byte {
+	if mp := s.m.Load(); mp != nil {
+		return mp.data
+	}
+	return nil
+}
+
+// Close unmaps the segment. It refuses, returning ErrInUse and leaving
+// everything mapped, while a thread of this process holds one of the
+// segment's mutexes or is inside a Lock, TryLock, LockContext or Unlock of
+// one: the kernel's robust list of that thread points into the mapping and
+// would be followed at the thread's death. Unlock first, then Close.
+//
+// Close does not remove the segment (see Remove) and does not touch its
+// mutexes. After Close, Data returns nil, Mutex returns nil and MutexN and
+// Close return ErrClosed. Slices and *Mutex values obtained before Close
+// must not be used after it.
+func (s *Segment) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	mp := s.m.Load()
+	if mp == nil {
+		return s.err("close", ErrClosed)
+	}
+	for i, m := range mp.mutexes {
+		if m.HeldHere() {
+			return s.err("close", detail(ErrInUse, "mutex %d is held by thread %d", i, m.State().Owner))
+		}
+	}
+	if robustlock.Busy(mp.mem) {
+		return s.err("close", detail(ErrInUse, "a thread is locking or unlocking one of its mutexes"))
+	}
+	s.m.Store(nil)
+	if err := unmap(mp.mem); err != nil {
+		return s.err("close", err)
+	}
+	return nil
+}
+
+func (s *Segment) err(op string, err error) error {
+	return &Error{Op: op, Name: s.name, Path: s.path, Err: err}
+}
+
+// String describes the segment in one line.
+func (s *Segment) String() string {
+	return fmt.Sprintf("segment %s (%d data bytes, %d mutexes, created by pid %d)",
+		s.path, s.hdr.DataSize, s.hdr.MutexCount, s.hdr.CreatorPID)
+}
+
+// Info describes a segment without opening it: what Stat and List return.
+type Info struct {
+	Name   string
+	Path   string
+	Header             // as read from the file, validated like Open does
+	UID    int         // the file's owner
+	Mode   fs.FileMode // the file's permission bits
+	// Mutexes holds the state of every mutex, read without locking:
+	// Mutexes[0] is the segment's own lock, Mutexes[i] is MutexN(i).
+	Mutexes []robustlock.State
+}
