@@ -1,0 +1,249 @@
+//go:build linux
+
+package segment
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// paths runs f once per publication path.
+func paths(t *testing.T, f func(t *testing.T, fallback bool)) {
+	t.Run("tmpfile", func(t *testing.T) { f(t, false) })
+	t.Run("fallback", func(t *testing.T) { f(t, true) })
+}
+
+func fallbackEnv(fallback bool) string {
+	if fallback {
+		return "SEG_FALLBACK=1"
+	}
+	return "SEG_FALLBACK=0"
+}
+
+// temporaries returns the names in dir that are not segment names.
+func temporaries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmp []string
+	for _, e := range ents {
+		if !validName(e.Name()) {
+			tmp = append(tmp, e.Name())
+		}
+	}
+	return tmp
+}
+
+// TestOpenRace: 32 long-lived processes race to Open one new name per
+// round. Each round exactly one creates it, everyone sees the creator's
+// data and header, and nothing but the segments is left in the directory.
+func TestOpenRace(t *testing.T) {
+	const procs, rounds, size = 32, 100, 4096
+	paths(t, func(t *testing.T, fallback bool) {
+		dir := t.TempDir()
+		kids := make([]*child, procs)
+		for i := range kids {
+			kids[i] = spawn(t, "race", "SEG_DIR="+dir, "SEG_SIZE="+strconv.Itoa(size), fallbackEnv(fallback))
+		}
+		deadline := time.Now().Add(2 * patience)
+		contested := 0 // rounds in which several processes built a copy
+		for r := range rounds {
+			name := fmt.Sprintf("race-%d", r)
+			for _, k := range kids {
+				k.send(t, name)
+			}
+			creators, builders := 0, 0
+			var first string
+			for i, k := range kids {
+				f := strings.Fields(k.expect(t, deadline))
+				if len(f) != 5 || f[0] == "error" {
+					t.Fatalf("round %d, process %d: %v", r, i, f)
+				}
+				if f[0] == "true" {
+					creators++
+				}
+				if f[4] == "true" {
+					builders++
+				}
+				if f[1] != "true" {
+					t.Errorf("round %d, process %d saw data that is not the creator's", r, i)
+				}
+				if first == "" {
+					first = f[2] + " " + f[3]
+				} else if f[2]+" "+f[3] != first {
+					t.Errorf("round %d: process %d saw creator %s %s, another saw %s", r, i, f[2], f[3], first)
+				}
+			}
+			if creators != 1 {
+				t.Fatalf("round %d: %d processes created the segment", r, creators)
+			}
+			if builders > 1 {
+				contested++
+			}
+		}
+		t.Logf("%d of %d rounds had several creators racing to publish", contested, rounds)
+		if contested == 0 {
+			t.Error("no round had competing creators: the test did not race")
+		}
+		for _, k := range kids {
+			k.in.Close()
+		}
+		for i, k := range kids {
+			if err := k.wait(t); err != nil {
+				t.Errorf("process %d: %v\n%s", i, err, k.stderr.String())
+			}
+		}
+		if tmp := temporaries(t, dir); len(tmp) != 0 {
+			t.Errorf("left in the directory: %q", tmp)
+		}
+		infos, err := List(Dir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(infos) != rounds {
+			t.Errorf("List found %d segments, want %d", len(infos), rounds)
+		}
+		for _, in := range infos {
+			if in.DataSize != size || in.Mutexes[0].Owner != 0 {
+				t.Errorf("%s: %+v", in.Name, in)
+			}
+		}
+	})
+}
+
+// TestKillInInit: processes race to create a name whose Init is slow, and
+// the ones that get into Init are SIGKILLed at random points, inside Init
+// and a little after. Nobody ever sees a half-initialised segment, and no
+// temporary survives: none at all on the O_TMPFILE path, none after the
+// next creation sweeps on the fallback path.
+func TestKillInInit(t *testing.T) {
+	const procs, rounds = 6, 25
+	paths(t, func(t *testing.T, fallback bool) {
+		dir := t.TempDir()
+		var killed, completed, leftovers int
+		for r := range rounds {
+			name := fmt.Sprintf("kill-%d", r)
+			kids := make([]*child, procs)
+			for i := range kids {
+				kids[i] = spawn(t, "initkill", "SEG_DIR="+dir, "SEG_NAME="+name, fallbackEnv(fallback))
+			}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			results := make([]string, procs)
+			for i, k := range kids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for l := range k.lines {
+						if l == "init" {
+							if rand.IntN(10) < 8 {
+								d := time.Duration(rand.IntN(2500)) * time.Microsecond
+								time.AfterFunc(d, func() { _ = k.cmd.Process.Kill() })
+							}
+							continue
+						}
+						mu.Lock()
+						results[i] = l
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			for i, k := range kids {
+				err := k.wait(t)
+				switch {
+				case strings.HasPrefix(results[i], "ok"):
+					completed++
+				case err != nil && strings.Contains(err.Error(), "killed"):
+					killed++
+				default:
+					t.Fatalf("round %d, process %d: %q, %v\n%s", r, i, results[i], err, k.stderr.String())
+				}
+			}
+			// Whatever is published under the name is complete.
+			s, err := Open(name, Dir(dir), Size(initKillSize), Init(fill(name)))
+			if err != nil {
+				t.Fatalf("round %d: %v", r, err)
+			}
+			if i := checkPattern(name, s.Data()); i >= 0 {
+				t.Fatalf("round %d: byte %d of the published data is not initialised", r, i)
+			}
+			s.Close()
+			tmp := temporaries(t, dir)
+			if !fallback && len(tmp) != 0 {
+				t.Fatalf("round %d: O_TMPFILE path left %q", r, tmp)
+			}
+			leftovers += len(tmp)
+			// The next creation sweeps the dead creators' temporaries.
+			s, err = Open("sweep", Dir(dir), Size(1), CreateOnly(), withFallback())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if err := Remove("sweep", Dir(dir)); err != nil {
+				t.Fatal(err)
+			}
+			if tmp := temporaries(t, dir); len(tmp) != 0 {
+				t.Fatalf("round %d: not swept: %q", r, tmp)
+			}
+		}
+		t.Logf("%d processes killed, %d completed, %d temporaries swept", killed, completed, leftovers)
+		if killed == 0 {
+			t.Error("no process was killed: the test did not test anything")
+		}
+	})
+}
+
+// TestGoroutineRace: goroutines of one process race too (and -race watches).
+func TestGoroutineRace(t *testing.T) {
+	paths(t, func(t *testing.T, fallback bool) {
+		dir := t.TempDir()
+		const n = 16
+		segs := make([]*Segment, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				opts := []Option{Dir(dir), Size(100), Mutexes(2), Init(fill("g"))}
+				if fallback {
+					opts = append(opts, withFallback())
+				}
+				segs[i], errs[i] = Open("g", opts...)
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			if segs[i].Created() {
+				created++
+			}
+			if checkPattern("g", segs[i].Data()) >= 0 {
+				t.Error("data not initialised")
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d created", created)
+		}
+		for _, s := range segs {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		}
+		if tmp := temporaries(t, dir); len(tmp) != 0 {
+			t.Errorf("left: %q", tmp)
+		}
+	})
+}
