@@ -213,8 +213,8 @@ func (m *Mutex) fail(t *robustlist.Thread, err error) error {
 // acquired finishes an acquire whose CAS replaced the word old with tid.
 func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 	c := m.c()
-	c.count = 1
 	if old&futex.OwnerDied != 0 {
+		c.count = 1
 		c.owner = ownerInconsistent
 		t.Enqueue(&c.next)
 		t.ClearPending()
@@ -223,12 +223,12 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 	if c.owner == ownerNotRecoverable {
 		// The unlock we raced with made it unrecoverable after we read
 		// __owner: put the word back and pass the news to every sleeper.
-		c.count = 0
 		if atomic.SwapUint32(&c.lock, 0)&futex.Waiters != 0 {
 			futex.Wake(&c.lock, futex.WakeAll)
 		}
 		return m.fail(t, ErrNotRecoverable)
 	}
+	c.count = 1
 	t.Enqueue(&c.next)
 	t.ClearPending()
 	c.owner = int32(tid)

@@ -1,0 +1,210 @@
+package robustlock_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/futexlab/robustlock"
+)
+
+// Tests run helper processes by re-executing the test binary with
+// helperEnv naming the helper; the helper maps the same file and reports
+// on stdout, one line per event.
+const helperEnv = "ROBUSTLOCK_TEST_HELPER"
+
+var helpers = map[string]func(mem []byte, args []string) int{}
+
+func init() {
+	// Keep the main goroutine on the main thread for good, so that no test
+	// goroutine ever runs on it: a goroutine that dies holding a lock on
+	// the main thread would not be detected (see the package docs).
+	runtime.LockOSThread()
+}
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(helperEnv); name != "" {
+		h := helpers[name]
+		if h == nil {
+			fmt.Fprintln(os.Stderr, "unknown helper", name)
+			os.Exit(3)
+		}
+		mem, err := mapFile(os.Getenv("ROBUSTLOCK_TEST_FILE"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		os.Exit(h(mem, strings.Fields(os.Getenv("ROBUSTLOCK_TEST_ARGS"))))
+	}
+	os.Exit(m.Run())
+}
+
+const shmSize = 1 << 16
+
+// shared makes a file-backed MAP_SHARED region in a temp dir with an
+// initialised mutex at offset 0, and returns its path, memory and mutex.
+func shared(t testing.TB) (string, []byte, *robustlock.Mutex) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shm")
+	if err := os.WriteFile(path, make([]byte, shmSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := mapFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(mem) })
+	m, err := robustlock.At(mem, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init()
+	return path, mem, m
+}
+
+func mapFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return unix.Mmap(int(f.Fd()), 0, shmSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+}
+
+// helper is a running helper process.
+type helper struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+func startHelper(t testing.TB, path, name string, args ...string) *helper {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+name, "ROBUSTLOCK_TEST_FILE="+path,
+		"ROBUSTLOCK_TEST_ARGS="+strings.Join(args, " "))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{t: t, cmd: cmd, lines: make(chan string, 1024)}
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			h.lines <- s.Text()
+		}
+		close(h.lines)
+	}()
+	t.Cleanup(func() { h.kill(); h.cmd.Wait() })
+	return h
+}
+
+// expect waits for the helper's next line and fails unless it is want.
+func (h *helper) expect(want string) {
+	h.t.Helper()
+	if got := h.next(); got != want {
+		h.t.Fatalf("helper %d said %q, want %q", h.cmd.Process.Pid, got, want)
+	}
+}
+
+// next returns the helper's next line, failing the test after a generous
+// watchdog rather than hanging.
+func (h *helper) next() string {
+	h.t.Helper()
+	select {
+	case l, ok := <-h.lines:
+		if !ok {
+			h.t.Fatalf("helper %d ended without saying more", h.cmd.Process.Pid)
+		}
+		return l
+	case <-time.After(watchdog):
+		h.t.Fatalf("helper %d said nothing for %v", h.cmd.Process.Pid, watchdog)
+	}
+	return ""
+}
+
+func (h *helper) kill() { h.cmd.Process.Signal(syscall.SIGKILL) }
+
+// wait waits for the helper to exit and returns its exit code.
+func (h *helper) wait() int {
+	h.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- h.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(watchdog):
+		h.kill()
+		h.t.Fatalf("helper %d did not exit within %v", h.cmd.Process.Pid, watchdog)
+	}
+	return h.cmd.ProcessState.ExitCode()
+}
+
+// watchdog bounds every wait in these tests. It is a hang detector, not a
+// timing assertion: nothing here should take more than a fraction of it.
+const watchdog = 60 * time.Second
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// Helpers. Each prints its events on stdout, one per line.
+func init() {
+	// hold: lock, say "locked", then sleep until killed.
+	helpers["hold"] = func(mem []byte, args []string) int {
+		m, _ := robustlock.At(mem, 0)
+		if err := m.Lock(); err != nil {
+			fmt.Println("lock:", err)
+			return 1
+		}
+		fmt.Println("locked")
+		for { // not select{}: the runtime would call that a deadlock and exit
+			time.Sleep(time.Hour)
+		}
+	}
+	// lock: say "waiting", lock, report the result as "ok" or the error, then
+	// MarkConsistent if args[0] == "mark", and unlock.
+	helpers["lock"] = func(mem []byte, args []string) int {
+		m, _ := robustlock.At(mem, 0)
+		fmt.Println("waiting")
+		err := m.Lock()
+		switch {
+		case err == nil:
+			fmt.Println("ok")
+		case err == robustlock.ErrOwnerDied:
+			fmt.Println("ownerdied")
+			if len(args) > 0 && args[0] == "mark" {
+				if err := m.MarkConsistent(); err != nil {
+					fmt.Println("mark:", err)
+					return 1
+				}
+			}
+		default:
+			fmt.Println(err)
+			return 0
+		}
+		if err := m.Unlock(); err != nil {
+			fmt.Println("unlock:", err)
+			return 1
+		}
+		fmt.Println("unlocked")
+		return 0
+	}
+}
