@@ -218,6 +218,7 @@ func TestBadFiles(t *testing.T) {
 				}
 				return err
 			})
+			t.Log(err)
 			if !errors.Is(err, c.want) {
 				t.Errorf("Open: got %v, want %v", err, c.want)
 			}

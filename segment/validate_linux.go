@@ -93,8 +93,14 @@ func checkFile(st *unix.Stat_t, c *config) error {
 	case unix.S_IFREG:
 	case unix.S_IFLNK:
 		return ErrSymlink
+	case unix.S_IFDIR:
+		return detail(ErrNotRegular, "a directory")
+	case unix.S_IFIFO:
+		return detail(ErrNotRegular, "a FIFO")
+	case unix.S_IFSOCK:
+		return detail(ErrNotRegular, "a socket")
 	default:
-		return detail(ErrNotRegular, "file type %#o", st.Mode&unix.S_IFMT)
+		return detail(ErrNotRegular, "a device")
 	}
 	if c == nil {
 		return nil
