@@ -59,12 +59,16 @@ const spinLimit = 64
 // ErrDeadlock, ErrKind, ErrUnsupported) leave m and the thread as they were.
 func (m *Mutex) Lock() error {
 	runtime.LockOSThread()
-	t, err := m.begin()
-	if err != nil {
-		return err
-	}
 	c := m.c()
+	t := robustlist.Lookup()
+	if t == nil || !supportedKind(atomic.LoadInt32(&c.kind)) {
+		var err error
+		if t, err = m.begin(); err != nil {
+			return err
+		}
+	}
 	tid := t.TID()
+	t.SetPending(&c.next)
 	if atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
 		if c.owner == ownerNotRecoverable {
 			return m.acquired(t, tid, 0) // releases and reports it
@@ -85,13 +89,9 @@ func (m *Mutex) Lock() error {
 // recoverable for everyone.
 func (m *Mutex) Unlock() error {
 	c := m.c()
-	tid := robustlist.TID()
-	if atomic.LoadUint32(&c.lock)&futex.TIDMask != tid || tid == 0 {
-		return ErrNotOwner
-	}
-	t, err := robustlist.Current()
-	if err != nil {
-		return unsupported(err)
+	t := robustlist.Lookup()
+	if t == nil || atomic.LoadUint32(&c.lock)&futex.TIDMask != t.TID() {
+		return ErrNotOwner // a thread with no record has never locked
 	}
 	var newOwner int32
 	wake := 1
@@ -122,6 +122,7 @@ func (m *Mutex) TryLock() error {
 	}
 	c := m.c()
 	tid := t.TID()
+	t.SetPending(&c.next)
 	for {
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
 			return m.fail(t, ErrNotRecoverable)
@@ -159,6 +160,7 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 		return err
 	}
 	c := m.c()
+	t.SetPending(&c.next)
 	if tid := t.TID(); atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
 		return m.acquired(t, tid, 0)
 	}
@@ -173,18 +175,19 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 // otherwise).
 func (m *Mutex) MarkConsistent() error {
 	c := m.c()
-	tid := robustlist.TID()
-	if atomic.LoadUint32(&c.lock)&futex.TIDMask != tid || tid == 0 {
+	t := robustlist.Lookup()
+	if t == nil || atomic.LoadUint32(&c.lock)&futex.TIDMask != t.TID() {
 		return ErrNotOwner
 	}
-	if !atomic.CompareAndSwapInt32(&c.owner, ownerInconsistent, int32(tid)) {
+	if !atomic.CompareAndSwapInt32(&c.owner, ownerInconsistent, int32(t.TID())) {
 		return ErrConsistent
 	}
 	return nil
 }
 
-// begin is the common start of every acquire, on a pinned thread: find the
-// thread's record, check the kind, and announce the operation to the kernel.
+// begin is the slow start of an acquire, on a pinned thread: register the
+// thread if needed and check the platform and the kind. On error the pin
+// is released.
 func (m *Mutex) begin() (*robustlist.Thread, error) {
 	if !supportedPlatform {
 		runtime.UnlockOSThread()
@@ -199,7 +202,6 @@ func (m *Mutex) begin() (*robustlist.Thread, error) {
 		runtime.UnlockOSThread()
 		return nil, ErrKind
 	}
-	t.SetPending(&m.c().next)
 	return t, nil
 }
 

@@ -21,6 +21,12 @@ type Thread struct{}
 // Current returns ErrUnsupported off Linux.
 func Current() (*Thread, error) { return nil, ErrUnsupported }
 
+// Lookup returns nil off Linux.
+func Lookup() *Thread { return nil }
+
+// Register returns ErrUnsupported off Linux.
+func Register() (*Thread, error) { return nil, ErrUnsupported }
+
 // TID returns 0 off Linux.
 func TID() uint32 { return 0 }
 

@@ -6,8 +6,13 @@ package robustlist
 // the kernel knows about, and a sentinel entry that tells whether the record
 // still belongs to a live thread.
 //
-// Records live in mmap'd chunks (never moved, never freed, wiped on fork)
-// and are found by TID: chunks[tid/chunkLen][tid%chunkLen]. A record is in
+// Records live in mmap'd memory (never moved, never freed, wiped on fork)
+// and are found by TID. Those for TIDs below the pid_max seen at the first
+// registration are one flat array, one multiply away (the fast path is a
+// chain of dependent loads, and this keeps it short); TIDs above it (pid_max
+// raised later) find theirs in chunks mapped on demand,
+// chunks[tid/chunkLen][tid%chunkLen]. The flat array is those first chunks,
+// so code that is not in a hurry sees chunks only. A record is in
 // one of three states:
 //
 //	empty      sentinel word != tid: never used, wiped by fork, or its thread
@@ -39,7 +44,11 @@ package robustlist
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -80,7 +89,12 @@ type record struct {
 
 const recordSize = unsafe.Sizeof(record{})
 
-var chunks [maxTID / chunkLen]atomic.Uintptr
+var (
+	chunks  [maxTID / chunkLen]atomic.Uintptr
+	flat    atomic.Uintptr // records for tid < flatLen
+	flatLen atomic.Uint32
+	mapFlat sync.Once
+)
 
 // Thread is the calling thread's record. It is valid only on the thread
 // Current returned it to, while that thread stays alive.
@@ -97,17 +111,40 @@ var ErrUnsupported = errors.New("robustlist: robust futex lists are not supporte
 
 // Current returns the calling thread's record, registering a robust list for
 // the thread first if it has none. The caller must be locked to its thread.
-// After the thread's first call this makes no system call and allocates
-// nothing.
 func Current() (*Thread, error) {
-	tid := TID()
-	if c := chunks[(tid/chunkLen)%uint32(len(chunks))].Load(); c != 0 {
-		r := (*record)(ptr(c + uintptr(tid%chunkLen)*recordSize))
-		if atomic.LoadUintptr(&r.sentinel[0]) == uintptr(tid) {
-			return (*Thread)(r), nil
-		}
+	if t := Lookup(); t != nil {
+		return t, nil
 	}
-	return register()
+	return Register()
+}
+
+// Lookup returns the calling thread's record if the thread has registered
+// one, and nil otherwise. The caller must be locked to its thread. It is
+// the fast path: a few dependent loads, no system call, no allocation
+// (unless the runtime's TID offsets failed to verify; see TID).
+func Lookup() *Thread {
+	tid := curTID()
+	if tid >= flatLen.Load() {
+		return lookupChunk(tid)
+	}
+	r := (*record)(ptr(flat.Load() + uintptr(tid)*recordSize))
+	if atomic.LoadUintptr(&r.sentinel[0]) != uintptr(tid) {
+		return nil
+	}
+	return (*Thread)(r)
+}
+
+// lookupChunk is Lookup for TIDs above the flat array.
+func lookupChunk(tid uint32) *Thread {
+	c := chunks[(tid/chunkLen)%uint32(len(chunks))].Load()
+	if c == 0 {
+		return nil
+	}
+	r := (*record)(ptr(c + uintptr(tid%chunkLen)*recordSize))
+	if atomic.LoadUintptr(&r.sentinel[0]) != uintptr(tid) {
+		return nil
+	}
+	return (*Thread)(r)
 }
 
 // TID returns the thread id the record was registered for.
@@ -160,9 +197,11 @@ func prevOf(entry *uintptr) *uintptr { return (*uintptr)(unsafe.Add(unsafe.Point
 // Go heap, so the collector has nothing to track.
 func ptr(u uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&u)) }
 
-// register is the slow path of Current: first call on a thread, or a
-// record whose thread has died.
-func register() (*Thread, error) {
+// Register registers a robust list for the calling thread (or joins the one
+// it has) and returns its record: the slow path of Current, taken on a
+// thread's first lock or when a dead thread's TID was reused. The caller
+// must be locked to its thread.
+func Register() (*Thread, error) {
 	discovery.Do(discover)
 	tid := verifyTID()
 	if tid == 0 || tid >= maxTID {
@@ -214,25 +253,56 @@ func register() (*Thread, error) {
 
 // recordFor returns tid's record, mapping its chunk on first use.
 func recordFor(tid uint32) (*record, error) {
+	mapFlat.Do(mapFlatRecords)
 	slot := &chunks[tid/chunkLen]
 	c := slot.Load()
 	if c == 0 {
-		mem, err := unix.Mmap(-1, 0, int(chunkLen*recordSize), unix.PROT_READ|unix.PROT_WRITE,
-			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-		if err != nil {
-			return nil, fmt.Errorf("robustlist: mapping thread records: %w", err)
+		var err error
+		if c, err = mapRecords(1); err != nil {
+			return nil, err
 		}
-		// A child forked without exec has no robust lists: make it see
-		// every record empty. Kernels before 4.14 lack this; Go programs
-		// cannot fork without exec anyway.
-		_ = unix.Madvise(mem, unix.MADV_WIPEONFORK)
-		c = uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
 		if !slot.CompareAndSwap(0, c) {
-			_ = unix.Munmap(mem)
+			unix.Munmap(unsafe.Slice((*byte)(ptr(c)), chunkLen*recordSize))
 			c = slot.Load()
 		}
 	}
 	return (*record)(ptr(c + uintptr(tid%chunkLen)*recordSize)), nil
+}
+
+// mapFlatRecords maps the flat array for TIDs up to pid_max. Untouched
+// pages cost no memory (MAP_NORESERVE): a thread's first registration
+// touches one page.
+func mapFlatRecords() {
+	n := uint32(maxTID)
+	if b, err := os.ReadFile("/proc/sys/kernel/pid_max"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil && v > 0 && v < maxTID {
+			n = uint32(v)
+		}
+	}
+	nchunks := (n + chunkLen - 1) / chunkLen
+	base, err := mapRecords(nchunks)
+	if err != nil {
+		return // every TID then takes the chunk path
+	}
+	for i := uint32(0); i < nchunks; i++ {
+		chunks[i].Store(base + uintptr(i)*chunkLen*recordSize)
+	}
+	flat.Store(base)
+	flatLen.Store(nchunks * chunkLen)
+}
+
+// mapRecords maps n chunks of empty records.
+func mapRecords(n uint32) (uintptr, error) {
+	mem, err := unix.Mmap(-1, 0, int(uintptr(n)*chunkLen*recordSize), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return 0, fmt.Errorf("robustlist: mapping thread records: %w", err)
+	}
+	// A child forked without exec has no robust lists: make it see every
+	// record empty. Kernels before 4.14 lack this; Go programs cannot fork
+	// without exec anyway.
+	_ = unix.Madvise(mem, unix.MADV_WIPEONFORK)
+	return uintptr(unsafe.Pointer(unsafe.SliceData(mem))), nil
 }
 
 // PendingIn reports whether any live thread of this process has a robust

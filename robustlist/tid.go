@@ -22,7 +22,9 @@ const (
 )
 
 var (
-	fast      atomic.Bool // offsets verified: TID reads m.procid
+	// procidOff is m.procid's offset once verified, 0 before or after a
+	// mismatch; curTID (assembly) reads it to choose its path. Written
+	// only with atomic stores.
 	procidOff uintptr
 	discovery sync.Once
 )
@@ -31,18 +33,12 @@ var (
 // locked to its thread (runtime.LockOSThread) for the answer to stay true.
 // Once discovery has verified the runtime's offsets it costs a few loads;
 // before that, or if they never verify, it is a gettid(2) system call.
-func TID() uint32 {
-	if fast.Load() {
-		mp := *(*unsafe.Pointer)(unsafe.Add(getg(), gmOffset))
-		return uint32(*(*uint64)(unsafe.Add(mp, procidOff)))
-	}
-	return uint32(unix.Gettid())
-}
+func TID() uint32 { return curTID() }
 
 // FastTID reports whether TID is served without a system call.
 func FastTID() bool {
 	discovery.Do(discover)
-	return fast.Load()
+	return atomic.LoadUintptr(&procidOff) != 0
 }
 
 // discover finds m.procid and turns the fast path on only if the offset
@@ -72,8 +68,7 @@ func discover() {
 		cands = intersect(cands, <-results)
 	}
 	if len(cands) > 0 {
-		procidOff = cands[0]
-		fast.Store(true)
+		atomic.StoreUintptr(&procidOff, cands[0])
 	}
 }
 
@@ -121,8 +116,8 @@ func intersect(a, b []uintptr) []uintptr {
 // switched off for good and the true TID is returned.
 func verifyTID() uint32 {
 	real := uint32(unix.Gettid())
-	if fast.Load() && TID() != real {
-		fast.Store(false)
+	if curTID() != real {
+		atomic.StoreUintptr(&procidOff, 0)
 	}
 	return real
 }

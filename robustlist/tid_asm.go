@@ -8,4 +8,8 @@ import "unsafe"
 // finds it (TLS slot on amd64, the g register on arm64).
 func getg() unsafe.Pointer
 
+// curTID returns the calling thread's TID: g.m.procid when procidOff is
+// set (verified), else gettid(2).
+func curTID() uint32
+
 const haveGetg = true

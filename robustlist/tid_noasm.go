@@ -2,8 +2,14 @@
 
 package robustlist
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 func getg() unsafe.Pointer { return nil }
+
+func curTID() uint32 { return uint32(unix.Gettid()) }
 
 const haveGetg = false
