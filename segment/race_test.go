@@ -125,7 +125,11 @@ func TestOpenRace(t *testing.T) {
 // temporary survives: none at all on the O_TMPFILE path, none after the
 // next creation sweeps on the fallback path.
 func TestKillInInit(t *testing.T) {
-	const procs, rounds = 6, 25
+	const procs = 6
+	rounds := 25
+	if raceEnabled {
+		rounds = 8 // every round spawns procs fresh processes, slow under -race
+	}
 	paths(t, func(t *testing.T, fallback bool) {
 		dir := t.TempDir()
 		var killed, completed, leftovers int
