@@ -303,3 +303,5 @@ func helperOpen() int {
 	}
 	return 0
 }
+
+func deadlineIn() time.Time { return time.Now().Add(patience) }
