@@ -19,6 +19,7 @@ type Error struct {
 	Err  error  // the cause
 }
 
+// Error formats e as "segment: OP PATH: CAUSE".
 func (e *Error) Error() string {
 	where := e.Path
 	if where == "" {

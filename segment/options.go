@@ -15,9 +15,9 @@ const DefaultMode fs.FileMode = 0o600
 
 // Limits on what Open creates or accepts.
 const (
-	MaxNameLen = 200     // bytes in a name
-	MaxSize    = 1 << 40 // bytes of user data
-	MaxMutexes = 1 << 16 // extra mutexes (Mutexes option)
+	MaxNameLen = 200                           // bytes in a name
+	MaxSize    = 1 << (30 + 10*(^uint(0)>>63)) // bytes of user data: 1 TiB (1 GiB on 32-bit targets)
+	MaxMutexes = 1 << 16                       // extra mutexes (Mutexes option)
 )
 
 // An Option adjusts Open, Stat, List or Remove. Stat, List and Remove use

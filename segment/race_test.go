@@ -160,7 +160,16 @@ func TestKillInInit(t *testing.T) {
 					}
 				}()
 			}
-			wg.Wait()
+			finished := make(chan struct{})
+			go func() { wg.Wait(); close(finished) }()
+			select {
+			case <-finished:
+			case <-time.After(patience):
+				for _, k := range kids {
+					_ = k.cmd.Process.Kill()
+				}
+				t.Fatalf("round %d: helpers did not finish in time", r)
+			}
 			for i, k := range kids {
 				err := k.wait(t)
 				switch {
