@@ -17,20 +17,24 @@ package robustlist
 //
 //	empty      sentinel word != tid: never used, wiped by fork, or its thread
 //	           died (the kernel stamped OWNER_DIED on the sentinel)
-//	own        this package registered rec.head with set_robust_list;
-//	           the sentinel is the first entry and never moves, new entries
-//	           are linked right after it
-//	joined     the thread already had a list (glibc's); rec.head is unused,
-//	           entries, the sentinel among them, are linked at glibc's head
-//	           exactly as glibc links them, and pending is glibc's
+//	own        this package registered rec.head with set_robust_list
+//	joined     the thread already had a list (glibc's); rec.head is unused
+//	           and pending is glibc's
+//
+// In both, the sentinel is linked once, at registration, and every entry of
+// this package is linked right after it, so it precedes them all in the
+// kernel's walk (in the joined state glibc's own entries, linked at its
+// head, may come before it).
 //
 // empty -> own|joined happens in register, on the thread itself. own|joined
 // -> empty happens only in the kernel, when the thread exits or execs: the
 // sentinel's word holds the TID, so the kernel's robust walk finds it and
-// stamps it. The sentinel is walked first in the own state, so even a walk
-// that aborts on a bad entry later (an unmapped held mutex) marks the record
-// dead. A new thread that gets a dead thread's TID sees the stamp and
-// registers afresh; a live thread's record is never touched by another.
+// stamps it. The walk gives up at the first entry it cannot read (a mutex
+// unmapped while held), which is why the sentinel goes before this
+// package's entries: a dead thread's record must never look alive, or the
+// next thread given its TID would link its locks into a list the kernel no
+// longer knows. A new thread that gets a dead thread's TID sees the stamp
+// and registers afresh; a live thread's record is never touched by another.
 //
 // List links use glibc's format (include/uapi/linux/futex.h plus nptl's
 // doubly linked __prev): an entry is the address of a mutex's __next field,
@@ -81,7 +85,7 @@ type record struct {
 
 	tid        uint32
 	mode       uint32
-	insert     uintptr // the __next field new entries are linked after
+	insert     uintptr // the sentinel's __next: new entries are linked after it
 	pendingAt  uintptr // the list_op_pending word in use
 	registered uint64  // registrations of this record, for tests and inspection
 	_          [2]uintptr
@@ -242,9 +246,10 @@ func Register() (*Thread, error) {
 				head, n, *(*int64)(ptr(head + 8)))
 		}
 		r.mode = modeJoin
-		r.insert = head
+		r.insert = head // to link the sentinel at glibc's head
 		r.pendingAt = head + 16
 		(*Thread)(r).Enqueue(&r.sentinel[4])
+		r.insert = sentinelNext
 	}
 	r.registered++
 	atomic.StoreUintptr(&r.sentinel[0], uintptr(tid)) // valid from here on
@@ -307,16 +312,8 @@ func mapRecords(n uint32) (uintptr, error) {
 
 // PendingIn reports whether any live thread of this process has a robust
 // operation in progress (list_op_pending set) on an entry inside [lo, hi).
-// It reads only this process's records and dereferences nothing else.
-func PendingIn(lo, hi uintptr) (found bool) {
-	// A joined record's pending word is in glibc's thread descriptor, which
-	// may be unmapped if that thread exits while we look.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if recover() != nil {
-			found = true // cannot tell: say busy, the caller retries
-		}
-	}()
+// It reads only this process's records and the pending words they name.
+func PendingIn(lo, hi uintptr) bool {
 	for i := range chunks {
 		c := chunks[i].Load()
 		if c == 0 {
@@ -324,13 +321,30 @@ func PendingIn(lo, hi uintptr) (found bool) {
 		}
 		for j := uintptr(0); j < chunkLen; j++ {
 			r := (*record)(ptr(c + j*recordSize))
-			if atomic.LoadUintptr(&r.sentinel[0]) != uintptr(r.tid) || r.tid == 0 {
+			if r.tid == 0 || atomic.LoadUintptr(&r.sentinel[0]) != uintptr(r.tid) {
 				continue
 			}
-			if p := atomic.LoadUintptr((*uintptr)(ptr(r.pendingAt))); p >= lo && p < hi {
+			if p := pendingOf(r); p >= lo && p < hi {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// pendingOf reads r's list_op_pending. A joined record's lives in glibc's
+// thread descriptor, which is gone if the thread died without the kernel
+// stamping its sentinel (a glibc entry before it could not be read); such a
+// record has nothing pending.
+func pendingOf(r *record) (p uintptr) {
+	if r.mode == modeOwn {
+		return atomic.LoadUintptr(&r.pending)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			p = 0
+		}
+	}()
+	return atomic.LoadUintptr((*uintptr)(ptr(r.pendingAt)))
 }

@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package robustlist_test
+
+const cgoBuild = false
