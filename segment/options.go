@@ -55,9 +55,9 @@ func Size(n int) Option {
 }
 
 // Init sets the function that fills a new segment's data before anyone
-// else can see it. It runs only in the process that creates the segment,
-// on zeroed data, after the segment's mutexes are initialised and before
-// publication. If it returns an error or panics, nothing is published and
+// else can see it. It runs only when Open builds a new segment, on zeroed
+// data, after the segment's mutexes are initialised and before
+// publication; an Open that finds the segment existing does not call it. If it returns an error or panics, nothing is published and
 // Open returns the error (wrapped with ErrInit). When several processes
 // race to create the same name, each may run Init on its own copy; only the
 // copy that is published survives.
