@@ -60,7 +60,7 @@ const spinLimit = 64
 func (m *Mutex) Lock() error {
 	runtime.LockOSThread()
 	c := m.c()
-	t := robustlist.Lookup()
+	t := robustlist.LookupFast()
 	if t == nil || !supportedKind(atomic.LoadInt32(&c.kind)) {
 		var err error
 		if t, err = m.begin(); err != nil {
@@ -89,7 +89,10 @@ func (m *Mutex) Lock() error {
 // recoverable for everyone.
 func (m *Mutex) Unlock() error {
 	c := m.c()
-	t := robustlist.Lookup()
+	t := robustlist.LookupFast()
+	if t == nil {
+		t = robustlist.Lookup()
+	}
 	if t == nil || atomic.LoadUint32(&c.lock)&futex.TIDMask != t.TID() {
 		return ErrNotOwner // a thread with no record has never locked
 	}

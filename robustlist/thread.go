@@ -88,7 +88,7 @@ type record struct {
 	insert     uintptr // the sentinel's __next: new entries are linked after it
 	pendingAt  uintptr // the list_op_pending word in use
 	registered uint64  // registrations of this record, for tests and inspection
-	_          [2]uintptr
+	_          [3]uintptr // to 128 bytes: the assembly multiplies by shifting
 }
 
 const recordSize = unsafe.Sizeof(record{})
