@@ -85,9 +85,9 @@ type record struct {
 
 	tid        uint32
 	mode       uint32
-	insert     uintptr // the sentinel's __next: new entries are linked after it
-	pendingAt  uintptr // the list_op_pending word in use
-	registered uint64  // registrations of this record, for tests and inspection
+	insert     uintptr    // the sentinel's __next: new entries are linked after it
+	pendingAt  uintptr    // the list_op_pending word in use
+	registered uint64     // registrations of this record, for tests and inspection
 	_          [3]uintptr // to 128 bytes: the assembly multiplies by shifting
 }
 
