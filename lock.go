@@ -14,11 +14,19 @@ package robustlock
 //	                                 ErrOwnerDied with the lock held
 //	      else                    -> acquired (below)
 //	  w.TID == tid                -> ErrDeadlock
-//	  otherwise                   -> spin briefly; then set WAITERS,
+//	  otherwise                   -> spin (adaptively, below); then set WAITERS,
 //	                                 assume = WAITERS, FUTEX_WAIT(w|WAITERS)
 //	acquired: __owner == NOTRECOVERABLE (set by the unlock we raced with)
 //	  -> release as Unlock would, ErrNotRecoverable; else __count = 1,
 //	  enqueue, pending = nil, __owner = tid, __nusers++.
+//
+// The spin before sleeping adapts per mutex: glibc leaves __spins unused
+// for robust mutexes, so it holds an estimate of how many spins a waiter
+// needs. A waiter that got the lock while spinning pulls the estimate
+// toward twice what it needed; one that spun out and slept shrinks it. A
+// lock whose holders keep it long (or are descheduled, on a busy machine)
+// thus stops burning CPU on spins, and one with short critical sections
+// hands over without a sleep. Racy updates only blur the estimate.
 //
 // assume keeps WAITERS set in the word once this thread has slept: the
 // unlock that woke it wrote 0, and others may still be asleep (glibc BZ
@@ -46,9 +54,13 @@ import (
 	"github.com/futexlab/robustlock/robustlist"
 )
 
-// spinLimit bounds the busy-wait before sleeping: long enough to cover a
-// short critical section on another CPU, far shorter than a futex round trip.
-const spinLimit = 64
+// Spin bounds, in polls of the word with a pause between them: spinMin
+// always, plus up to spinMax from the mutex's learnt estimate; at most a
+// few microseconds, far shorter than a futex sleep and wake.
+const (
+	spinMin = 8
+	spinMax = 256
+)
 
 // Lock acquires m, sleeping while another thread, in any process, holds it.
 //
@@ -246,7 +258,16 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
 	c := m.c()
 	tid := t.TID()
 	var assume uint32
-	spins := 0
+	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
+	limit, spins := spinMin+min(est, spinMax), int32(0)
+	learn := func(slept bool) {
+		if slept {
+			est -= est/8 + 1
+		} else {
+			est += (2*spins - est) / 8
+		}
+		atomic.StoreInt32(&c.spins, max(0, min(est, spinMax)))
+	}
 	for {
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
 			if assume != 0 || atomic.LoadUint32(&c.lock)&futex.Waiters != 0 {
@@ -258,19 +279,25 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
 		switch {
 		case old&futex.TIDMask == 0:
 			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
+				if spins > 0 && assume == 0 {
+					learn(false)
+				}
 				return m.acquired(t, tid, old)
 			}
 			continue
 		case old&futex.TIDMask == tid:
 			return m.fail(t, ErrDeadlock)
-		case spins < spinLimit:
+		case spins < limit:
 			spins++
 			atomicx.Pause(1)
 			continue
-		case old&futex.Waiters == 0:
-			if !atomic.CompareAndSwapUint32(&c.lock, old, old|futex.Waiters) {
-				continue
-			}
+		}
+		if spins == limit {
+			learn(true)
+			spins++ // learn once per call
+		}
+		if old&futex.Waiters == 0 && !atomic.CompareAndSwapUint32(&c.lock, old, old|futex.Waiters) {
+			continue
 		}
 		assume = futex.Waiters
 		if w == nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package robustlock_test
+
+const raceEnabled = false
