@@ -21,8 +21,10 @@ func (m *Mutex) HeldHere() bool {
 }
 
 // Busy reports whether a thread of the calling process is in the middle of
-// locking or unlocking a mutex that lies in mem. Unmapping mem then could
-// let the kernel write through a stale pointer at that thread's death.
+// locking or unlocking a mutex that lies in mem (with this package).
+// Unmapping mem then could let the kernel write through a stale pointer at
+// that thread's death. C code of the same process calling
+// pthread_mutex_lock on mem is not seen.
 func Busy(mem []byte) bool {
 	if len(mem) == 0 {
 		return false
