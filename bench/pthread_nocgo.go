@@ -2,15 +2,10 @@
 
 package bench
 
-import (
-	"errors"
-	"unsafe"
-)
+import "unsafe"
 
 // HaveGlibc reports whether the glibc contenders are built in (cgo).
 const HaveGlibc = false
-
-var errNoCgo = errors.New("bench: glibc contenders need cgo on linux")
 
 // GlibcInit reports that glibc is not built in.
 func GlibcInit(p unsafe.Pointer) error { return errNoCgo }
@@ -26,3 +21,15 @@ func GlibcUnlock(p unsafe.Pointer) error { return errNoCgo }
 
 // GlibcConsistent reports that glibc is not built in.
 func GlibcConsistent(p unsafe.Pointer) error { return errNoCgo }
+
+func glibcVersion() string { return "" }
+
+func glibcContend(p unsafe.Pointer, k int, cs int64, lat []int64, counter *uint64) (int64, int64, error) {
+	return 0, 0, errNoCgo
+}
+
+func glibcHandoff(p unsafe.Pointer, sh *int64, id int, n int, delay int64, lat []int64) ([]int64, error) {
+	return nil, errNoCgo
+}
+
+func glibcRecover(p unsafe.Pointer, waiting *uint32) (int64, error) { return 0, errNoCgo }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"sort"
 	"testing"
 	"time"
 	"unsafe"
@@ -64,10 +63,4 @@ func BenchmarkUncontended(b *testing.B) {
 	b.ReportMetric(o/t, "ratio")
 	b.Logf("uncontended lock+unlock: robustlock %.2f ns, glibc C loop %.2f ns, ratio %.3f (median of %d rounds)",
 		o, t, o/t, rounds)
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
