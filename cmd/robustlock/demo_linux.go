@@ -87,7 +87,7 @@ removed at the end, also on Ctrl-C, unless -keep is given.`, stdout, stderr)
 	}
 	d, err := newDemo(c, stdout, stderr)
 	if err != nil {
-		return failf(stderr, exitFail, "demo: %v", err)
+		return failf(stderr, exitFail, "demo: %s", explain(err, c.dir))
 	}
 	return d.run()
 }
@@ -683,6 +683,10 @@ func (d *demo) verdict() int {
 	if len(why) > 0 {
 		fmt.Fprintf(d.stdout, "\nFAIL: %s\n", joinClauses(why))
 		return exitFail
+	}
+	if holding == 0 {
+		fmt.Fprintf(d.stdout, "\nok: the invariant held; no worker died holding the lock\n")
+		return exitOK
 	}
 	fmt.Fprintf(d.stdout, "\nok: the invariant held and all %d deaths while holding the lock were recovered\n", holding)
 	return exitOK

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	robustlock demo [-workers N] [-duration D] [-kills N] [-dir DIR] [-keep] [-v]
-//	robustlock ls [-dir DIR] [--json]
+//	robustlock ls [-dir DIR] [--json] [DIR]
 //	robustlock inspect [-dir DIR] [--json] NAME
 //	robustlock rm [-dir DIR] NAME...
 //	robustlock bench [flags]

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -194,6 +195,14 @@ func explain(err error, dir string) string {
 		return fmt.Sprintf("%s is a robustlock segment this program cannot read (%v)", path, cause)
 	case errors.Is(err, segment.ErrUnsupported):
 		return "segments need Linux"
+	case se != nil:
+		// "segment: OP PATH: CAUSE" says the command's name twice over;
+		// keep the cause, with the path unless the cause names it.
+		msg := se.Err.Error()
+		if !strings.Contains(msg, path) && !strings.Contains(msg, dir) {
+			msg = path + ": " + msg
+		}
+		return msg
 	}
 	return err.Error()
 }
