@@ -140,6 +140,7 @@ type demo struct {
 	recoveries uint64 // read from the ledger before it is unmapped
 	violations uint64
 	lastOpsAt  time.Time
+	lastTick   time.Time
 }
 
 func newDemo(c demoConfig, stdout, stderr io.Writer) (*demo, error) {
@@ -180,6 +181,10 @@ func (d *demo) run() int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// Output piped into a reader that quits (robustlock demo | head) must
+	// not kill the demo before it has killed its workers and removed the
+	// segment: writes then just fail.
+	signal.Ignore(syscall.SIGPIPE)
 
 	mode := ""
 	if d.corrupt {
@@ -495,6 +500,10 @@ func (d *demo) readRecoveries() {
 // watchdog fails the demo when transfers stop: a lock nobody gets back
 // would otherwise hang it.
 func (d *demo) watchdog(now time.Time) {
+	if now.Sub(d.lastTick) > time.Second {
+		d.lastOpsAt = now // the demo itself was stopped (Ctrl-Z) or starved
+	}
+	d.lastTick = now
 	ops := d.l.ops.Load()
 	if ops != d.lastOps {
 		d.lastOps, d.lastOpsAt = ops, now
