@@ -64,7 +64,7 @@
 // one (create, initialise, publish by link), next to a plain open+mmap and
 // a plain create+mmap of a file for scale.
 //
-// Every figure is measured -reps times (5 by default); tables show the
+// Every figure is measured -reps times (7 by default); tables show the
 // median and the spread (min – max). Nothing here asserts a speed: tests
 // check that every contender is reported, never how fast it is.
 //

@@ -67,14 +67,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.PrintDefaults()
 	}
 	opt := &options{}
-	fs.IntVar(&opt.reps, "reps", 5, "repetitions of every measurement; medians and spread are over these")
+	fs.IntVar(&opt.reps, "reps", 7, "repetitions of every measurement; medians and spread are over these")
 	procs := fs.String("procs", defaultProcs(), "comma-separated process counts for the contended runs")
 	cs := fs.String("cs", "0,100", "comma-separated critical-section lengths in ns for the contended runs")
 	fs.IntVar(&opt.goroutines, "g", 4, "goroutines per process in robustlock's multi-goroutine contended rows")
-	fs.DurationVar(&opt.runTime, "run", 150*time.Millisecond, "target length of one contended run (sets the rounds K)")
+	fs.DurationVar(&opt.runTime, "run", 250*time.Millisecond, "target length of one contended run (sets the rounds K)")
 	fs.IntVar(&opt.handoff, "handoff", 2000, "hand-off rounds per repetition")
 	fs.DurationVar(&opt.delay, "delay", 50*time.Microsecond, "hand-off: how long the holder keeps the lock once the waiter is waiting")
-	fs.IntVar(&opt.recovery, "recovery", 4, "kills per repetition in the recovery runs")
+	fs.IntVar(&opt.recovery, "recovery", 3, "kills per repetition in the recovery runs")
 	fs.IntVar(&opt.segOps, "segops", 2000, "segment opens and creations per repetition")
 	fs.BoolVar(&opt.quick, "quick", false, "a short run with tiny counts (tests, CI): figures are rough")
 	fs.StringVar(&opt.out, "out", "", "directory to write results.md, results.json and SVG charts into")
