@@ -29,6 +29,9 @@ const (
 
 var helpers = map[string]func() int{}
 
+// cleanups run after all tests (for things built once and shared).
+var cleanups []func()
+
 // watchdog bounds every wait for another process: a hang detector, not a
 // timing assertion. Nothing should take more than a small part of it, even
 // under -race on two loaded cores.
@@ -64,6 +67,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
+	}
+	for _, f := range cleanups {
+		f()
 	}
 	os.Exit(code)
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,15 +27,10 @@ func TestStaticBinary(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for chroot and mount namespaces")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the static binaries")
-	}
 	dur := "3s"
 	if testing.Short() {
 		dur = "1s"
 	}
-	bins := t.TempDir()
 	jobs := []struct {
 		name, pkg string
 		args      []string
@@ -47,13 +43,7 @@ func TestStaticBinary(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("..", job.pkg)); err != nil {
 				t.Skipf("%s is not there yet", job.pkg)
 			}
-			bin := filepath.Join(bins, job.name)
-			build := exec.Command(gobin, "build", "-o", bin, job.pkg)
-			build.Dir = ".."
-			build.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("CGO_ENABLED=0 go build %s: %v\n%s", job.pkg, err, out)
-			}
+			bin := buildStatic(t, job.pkg)
 			checkStatic(t, bin)
 			for _, variant := range []string{"bare", "proc", "proc+dev-null"} {
 				t.Run(variant, func(t *testing.T) {
@@ -82,6 +72,42 @@ func TestStaticBinary(t *testing.T) {
 			}
 		})
 	}
+}
+
+var (
+	staticMu   sync.Mutex
+	staticBins = map[string]string{}
+)
+
+// buildStatic builds the main package pkg (a path from the module root)
+// with CGO_ENABLED=0, once per test binary run, into the directory
+// cProgram uses, and returns the binary.
+func buildStatic(t *testing.T, pkg string) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the static binaries")
+	}
+	staticMu.Lock()
+	defer staticMu.Unlock()
+	if bin, ok := staticBins[pkg]; ok {
+		return bin
+	}
+	dir, err := os.MkdirTemp("", "robustlock-e2e-static-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command(gobin, "build", "-o", bin, pkg)
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("CGO_ENABLED=0 go build %s: %v\n%s", pkg, err, out)
+	}
+	staticBins[pkg] = bin
+	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+	return bin
 }
 
 // checkStatic fails unless bin has no program interpreter and needs no

@@ -4,6 +4,8 @@
 // the demo command) in a chroot.
 //
 //	staticjob [-dir /tmp] [-duration 3s] [-workers 3]
+//	staticjob -dir D -open NAME [-allow-other-pidns]
+//	staticjob -dir D -create NAME
 //
 // The parent creates a segment in -dir, starts -workers copies of itself
 // (by os.Args[0], which must be an absolute path: without /proc there is
@@ -14,6 +16,11 @@
 // transfer on ErrOwnerDied. At the end the parent kills everyone, takes
 // the lock itself and checks the total. It prints one "ok ..." line and
 // exits 0, or says what failed and exits 1.
+//
+// -open opens an existing segment and prints "ok PIDNS" or "error CAUSE"
+// (pidns for ErrPIDNamespace); -create creates one and prints "ok
+// PIDNS", PIDNS being the namespace recorded in its header. The PID
+// namespace tests use them where /proc is missing.
 package main
 
 import (
@@ -54,9 +61,35 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "how long to run")
 	workers := flag.Int("workers", 3, "worker processes")
 	worker := flag.String("worker", "", "run as a worker on this segment name")
+	open := flag.String("open", "", "open this existing segment and say how it went")
+	create := flag.String("create", "", "create this segment and say which PID namespace it records")
+	allow := flag.Bool("allow-other-pidns", false, "with -open: segment.AllowOtherPIDNamespace")
 	flag.Parse()
-	if *worker != "" {
+	switch {
+	case *worker != "":
 		os.Exit(work(*dir, *worker))
+	case *open != "" || *create != "":
+		opts := []segment.Option{segment.Dir(*dir)}
+		name := *open
+		if *create != "" {
+			name = *create
+			opts = append(opts, segment.Size(64), segment.CreateOnly())
+		} else {
+			opts = append(opts, segment.OpenOnly())
+		}
+		if *allow {
+			opts = append(opts, segment.AllowOtherPIDNamespace())
+		}
+		seg, err := segment.Open(name, opts...)
+		switch {
+		case errors.Is(err, segment.ErrPIDNamespace):
+			fmt.Println("error pidns")
+		case err != nil:
+			fmt.Println("error", err)
+		default:
+			fmt.Println("ok", seg.Header().PIDNamespace)
+		}
+		os.Exit(0)
 	}
 	os.Exit(parent(*dir, *dur, *workers))
 }
