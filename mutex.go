@@ -55,6 +55,11 @@ type State struct {
 	NotRecoverable bool  // unlocked while inconsistent: unusable until Init
 	Kind           int32 // glibc's __kind; KindRobustNormal for Init's mutexes
 	Users          uint32
+	// LastOwner is the TID in glibc's __owner field: the holder's while
+	// held, and, once the kernel has cleared a dead owner's TID from the
+	// lock word, still the thread that died. 0 when the field holds one
+	// of its special values or nothing.
+	LastOwner int
 }
 
 // State returns a snapshot of m without locking it.
@@ -70,7 +75,15 @@ func (m *Mutex) State() State {
 		NotRecoverable: o == ownerNotRecoverable,
 		Kind:           atomic.LoadInt32(&c.kind),
 		Users:          atomic.LoadUint32(&c.nusers),
+		LastOwner:      lastOwner(o),
 	}
+}
+
+func lastOwner(o int32) int {
+	if o <= 0 || uint32(o) > futex.TIDMask {
+		return 0 // free, or INCONSISTENT / NOTRECOVERABLE
+	}
+	return int(o)
 }
 
 // String describes the state in a few words, as robustlock inspect shows it.

@@ -213,8 +213,15 @@ func TestHolderKilledNextLockerRecovers(t *testing.T) {
 	path, _, m := shared(t)
 	h := startHelper(t, path, "hold")
 	h.expect("locked")
+	held := m.State()
+	if held.Owner == 0 || held.LastOwner != held.Owner {
+		t.Fatalf("held state %+v: want Owner == LastOwner != 0", held)
+	}
 	h.kill()
 	h.wait()
+	if s := m.State(); !s.OwnerDied || s.Owner != 0 || s.LastOwner != held.Owner {
+		t.Fatalf("after the kill: %+v; want OwnerDied, no Owner, LastOwner %d", s, held.Owner)
+	}
 	if err := m.Lock(); err != robustlock.ErrOwnerDied {
 		t.Fatalf("Lock after holder was killed = %v, want ErrOwnerDied", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -289,7 +288,7 @@ func mutexState(info segment.Info, i int, st robustlock.State, otherNS bool) mut
 		m.State, m.Summary = "owner-died", "owner died holding it; the next locker gets ErrOwnerDied and recovers"
 		// The kernel clears the TID from the lock word but leaves glibc's
 		// __owner field, which still names the thread that died.
-		if tid := previousOwner(info, i); tid > 0 {
+		if tid := st.LastOwner; tid > 0 {
 			m.PreviousOwner = look(tid)
 			m.Summary = fmt.Sprintf("owner died holding it (tid %d, %s); the next locker gets ErrOwnerDied and recovers",
 				tid, taskText(*m.PreviousOwner))
@@ -314,26 +313,6 @@ func mutexState(info segment.Info, i int, st robustlock.State, otherNS bool) mut
 		m.Summary += "; waiters"
 	}
 	return m
-}
-
-// previousOwner reads glibc's __owner field (offset 8 of pthread_mutex_t,
-// the owner's TID while held) of mutex i from the segment file. After an
-// owner died it still holds that owner's TID; 0 if unreadable or special.
-func previousOwner(info segment.Info, i int) int {
-	f, err := os.OpenFile(info.Path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], info.Header.MutexOff(i)+8); err != nil {
-		return 0
-	}
-	tid := int32(binary.NativeEndian.Uint32(b[:]))
-	if tid <= 0 || tid > 0x3fffffff { // also rules out glibc's 0x7ffffffe and 0x7fffffff markers
-		return 0
-	}
-	return int(tid)
 }
 
 // taskText says in a few words what /proc knows of a thread.
