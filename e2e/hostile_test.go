@@ -265,7 +265,11 @@ func TestPlantedFiles(t *testing.T) {
 				f    func() error
 			}
 			calls := []call{
-				{"Open", func() error { s, err := segment.Open("seg", append(opts, segment.OpenOnly())...); closeIf(s); return err }},
+				{"Open", func() error {
+					s, err := segment.Open("seg", append(opts, segment.OpenOnly())...)
+					closeIf(s)
+					return err
+				}},
 				{"Open+Size", func() error { s, err := segment.Open("seg", append(opts, segment.Size(64))...); closeIf(s); return err }},
 				{"Open+Size+CreateOnly", func() error {
 					s, err := segment.Open("seg", append(opts, segment.Size(64), segment.CreateOnly())...)
