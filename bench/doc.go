@@ -24,9 +24,10 @@
 //
 // # Method
 //
-// Uncontended: lock+unlock pairs in one goroutine of the bench process, each
-// contender's loop sized to about 100 ms, the contenders interleaved within
-// every repetition so that a change in the machine's load hits all alike.
+// Uncontended: lock+unlock pairs in one goroutine of the bench process.
+// A repetition gives each contender about 100 ms in 15 slices, the
+// contenders interleaved slice by slice so that a change in the machine's
+// load hits all alike; the repetition's figure is the median slice.
 //
 // Contended: P processes (1, 2, 4, 8 by default), each with G goroutines,
 // all doing K rounds of lock, critical section, unlock on one lock in a
@@ -52,7 +53,9 @@
 // until the other process has announced itself and then a further -delay
 // (so the waiter is asleep in the kernel, not spinning), reads the clock,
 // unlocks; the waiter reads the clock when its lock returns. The figure is
-// the difference: unlock in one process to lock returning in another.
+// the difference: unlock in one process to lock returning in another. In a
+// virtual machine this is mostly the hypervisor waking an idle virtual
+// CPU, and it swings with what else the host runs; every contender pays it.
 //
 // Recovery: a worker takes the lock and waits; a second worker blocks in
 // lock; the parent reads the clock and sends SIGKILL to the holder. The

@@ -47,6 +47,10 @@ type machine struct {
 	Clocksource string `json:"clocksource"`
 	LoadBefore  string `json:"load_before"`
 	LoadAfter   string `json:"load_after"`
+	// OthersCPU is the share of all cores that processes other than the
+	// bench and its workers kept busy while it ran (the load average
+	// cannot tell: the workers raise it too).
+	OthersCPU float64 `json:"others_cpu_share"`
 }
 
 type uncRow struct {
@@ -357,7 +361,8 @@ func (r *report) header() []string {
 	return []string{
 		fmt.Sprintf("machine: %s, %d cores%s, GOMAXPROCS %d, %s", m.CPU, m.Cores, vm, m.GOMAXPROCS, m.Arch),
 		fmt.Sprintf("kernel %s, %s, glibc %s, cgo %v, clocksource %s", m.Kernel, m.Go, glibc, m.Cgo, m.Clocksource),
-		fmt.Sprintf("load average before %s, after %s", m.LoadBefore, m.LoadAfter),
+		fmt.Sprintf("load average before %s (after: %s, the bench's own workers included); other processes used %.0f%% of the CPUs during the run",
+			m.LoadBefore, m.LoadAfter, 100*m.OthersCPU),
 		reps,
 		fmt.Sprintf("started %s, took %s", r.Started.UTC().Format(time.RFC3339), r.Elapsed),
 	}

@@ -58,6 +58,7 @@ func runSuite(opt *options, stdout, stderr io.Writer) int {
 			rep.Unavailable[c.Name] = why
 		}
 	}
+	meter := startCPUMeter()
 	s, err := newSuite(ctx, opt, stderr, rep)
 	if err != nil {
 		fmt.Fprintf(stderr, "robustlock bench: %v\n", err)
@@ -92,6 +93,7 @@ func runSuite(opt *options, stdout, stderr io.Writer) int {
 		rep.Errors = append(rep.Errors, "interrupted")
 	}
 	rep.Machine.LoadAfter = loadAvg()
+	rep.Machine.OthersCPU = meter.othersShare()
 	rep.Elapsed = time.Since(start).Round(100 * time.Millisecond).String()
 	rep.Targets = evalTargets(rep)
 	rep.text(stdout)
@@ -373,9 +375,20 @@ func (s *suite) uncontended() error {
 		ns := max(c.run(1000), 1)
 		c.n = int(min(max(target*1000/ns, 100), 50_000_000))
 	}
+	// Each repetition is chunks short slices per contender, interleaved;
+	// its figure is the median slice, so a burst of other work on the
+	// machine spoils a slice, not the repetition.
+	const chunks = 15
 	for rep := 0; rep < s.opt.reps && s.ctx.Err() == nil; rep++ {
-		for _, c := range cs {
-			c.ns = append(c.ns, float64(c.run(c.n))/float64(c.n))
+		per := make([][]float64, len(cs))
+		for range chunks {
+			for i, c := range cs {
+				n := max(c.n/chunks, 10)
+				per[i] = append(per[i], float64(c.run(n))/float64(n))
+			}
+		}
+		for i, c := range cs {
+			c.ns = append(c.ns, median(per[i]))
 		}
 	}
 	for _, c := range cs {
