@@ -345,8 +345,15 @@ func TestChaosLayout(t *testing.T) {
 	}
 }
 
+// soakDefault is how long TestChaos runs by default. CI runs the package
+// three times (plain, -race, CGO_ENABLED=0); the plain run soaks longest
+// and the others, which repeat the proof with glibc's robust lists (race)
+// or without cgo, are shortened by chaos_race_test.go and
+// chaos_nocgo_test.go.
+var soakDefault = 60 * time.Second
+
 // soakDuration is how long TestChaos runs: ROBUSTLOCK_SOAK if set (the
-// long mode, e.g. 2h), else a minute, or 10 s with -short.
+// long mode, e.g. 2h), else soakDefault, or 10 s with -short.
 func soakDuration(t *testing.T) (time.Duration, bool) {
 	if s := os.Getenv("ROBUSTLOCK_SOAK"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -358,7 +365,7 @@ func soakDuration(t *testing.T) (time.Duration, bool) {
 	if testing.Short() {
 		return 10 * time.Second, false
 	}
-	return 60 * time.Second, false
+	return soakDefault, false
 }
 
 // maxWaitBound is the longest any worker may wait for the lock. Holders

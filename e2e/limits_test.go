@@ -42,7 +42,7 @@ func TestExecFromOtherThread(t *testing.T) {
 		if err := h.wait(); err != nil {
 			t.Fatalf("%v: exec of /bin/true: %v; stderr %s", h, err, h.stderr())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := f.m.LockContext(ctx)
 		cancel()
 		switch {

@@ -1,0 +1,9 @@
+//go:build race
+
+package e2e
+
+import "time"
+
+// Under -race the Go workers' threads are glibc's and join glibc's robust
+// lists; a shorter soak proves that path (see soakDefault).
+func init() { soakDefault = 25 * time.Second }
