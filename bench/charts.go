@@ -116,12 +116,12 @@ func contendedChart(r *report, latency bool) *vgsvg.Canvas {
 	for _, cs := range r.CS {
 		if latency {
 			panels = append(panels, []panel{
-				{fmt.Sprintf("p50 wait, critical section %s", csName(cs)), "wait for the lock (log)", func(c conRow) summary { return c.P50 }, 1},
-				{fmt.Sprintf("p99 wait, critical section %s", csName(cs)), "wait for the lock (log)", func(c conRow) summary { return c.P99 }, 1},
+				{fmt.Sprintf("p50 wait, critical section %s", csName(cs)), "wait (log)", func(c conRow) summary { return c.P50 }, 1},
+				{fmt.Sprintf("p99 wait, critical section %s", csName(cs)), "wait (log)", func(c conRow) summary { return c.P99 }, 1},
 			})
 		} else {
 			panels = append(panels, []panel{{fmt.Sprintf("Throughput, critical section %s", csName(cs)),
-				"million lock+unlock per second (log)", func(c conRow) summary { return c.Throughput }, 1e-6}})
+				"M lock+unlock/s (log)", func(c conRow) summary { return c.Throughput }, 1e-6}})
 		}
 	}
 	rows, cols := len(panels), len(panels[0])
@@ -149,6 +149,7 @@ func contendedChart(r *report, latency bool) *vgsvg.Canvas {
 			p.X.Tick.Marker = xTicks(xs)
 			p.Y.Tick.Marker = logTicks{ns: latency}
 			p.Add(plotter.NewGrid())
+			lo, hi := math.Inf(1), math.Inf(-1)
 			for k, name := range names {
 				var pts errPoints
 				for _, c := range r.Contended {
@@ -164,6 +165,9 @@ func contendedChart(r *report, latency bool) *vgsvg.Canvas {
 				}
 				if len(pts) == 0 {
 					continue
+				}
+				for _, pt := range pts {
+					lo, hi = math.Min(lo, pt.lo), math.Max(hi, pt.hi)
 				}
 				l, sc, err := plotter.NewLinePoints(pts)
 				if err != nil {
@@ -183,6 +187,9 @@ func contendedChart(r *report, latency bool) *vgsvg.Canvas {
 				if i == 0 && j == 0 {
 					legend.Add(name, l, sc)
 				}
+			}
+			if lo < hi {
+				p.Y.Min, p.Y.Max = lo/1.25, hi*1.25
 			}
 			plots[i][j] = p
 		}

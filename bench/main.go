@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ type options struct {
 	segOps     int
 	quick      bool
 	out        string
+	from       string
 	sections   map[string]bool
 	only       map[string]bool
 }
@@ -53,7 +55,33 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if opt.from != "" {
+		return render(opt, stdout, stderr)
+	}
 	return runSuite(opt, stdout, stderr)
+}
+
+// render prints (and with -out writes) the report of an earlier run.
+func render(opt *options, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(opt.from)
+	if err != nil {
+		fmt.Fprintf(stderr, "robustlock bench: %v\n", err)
+		return 1
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		fmt.Fprintf(stderr, "robustlock bench: %s: %v\n", opt.from, err)
+		return 1
+	}
+	r.Targets = evalTargets(&r)
+	r.text(stdout)
+	if opt.out != "" {
+		if err := writeOutputs(&r, opt.out); err != nil {
+			fmt.Fprintf(stderr, "robustlock bench: -out: %v\n", err)
+			return 1
+		}
+	}
+	return 0
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -78,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&opt.segOps, "segops", 2000, "segment opens and creations per repetition")
 	fs.BoolVar(&opt.quick, "quick", false, "a short run with tiny counts (tests, CI): figures are rough")
 	fs.StringVar(&opt.out, "out", "", "directory to write results.md, results.json and SVG charts into")
+	fs.StringVar(&opt.from, "from", "", "measure nothing: render a results.json written by an earlier run (with -out: its files again)")
 	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))
 	only := fs.String("contenders", "", "comma-separated contenders to run (default all; robustlock always runs)")
 	if err := fs.Parse(args); err != nil {

@@ -87,6 +87,10 @@ func TestQuick(t *testing.T) {
 		t.Errorf("results.json misses sections: %d hand-off, %d segment, %d target rows; machine %+v",
 			len(r.Handoff), len(r.Segment), len(r.Targets), r.Machine)
 	}
+	var again bytes.Buffer
+	if code := Main([]string{"-from", filepath.Join(dir, "results.json")}, &again, &stderr); code != 0 || again.String() != out {
+		t.Errorf("-from did not render the same tables (exit %d)", code)
+	}
 	for _, f := range []string{"results.md", "throughput.svg", "latency.svg", "uncontended.svg", "handoff-recovery.svg"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {

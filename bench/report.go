@@ -298,7 +298,7 @@ func (r *report) tables() []*table {
 	if len(r.Targets) > 0 {
 		t := &table{title: "Targets (ratios from this run)", header: []string{"target", "wanted", "measured", "met"}}
 		for _, g := range r.Targets {
-			met, got := "MET", fmtRatio(g.Got)
+			met, got := "MET", fmt.Sprintf("%.3fx", g.Got) // 3 places: 0.899 is not 0.90
 			switch {
 			case g.Note != "":
 				met, got = "n/a", g.Note
