@@ -406,6 +406,10 @@ type chaosStats struct {
 
 func TestChaos(t *testing.T) {
 	dur, long := soakDuration(t)
+	if d, ok := t.Deadline(); ok && time.Until(d) < dur+2*time.Minute {
+		t.Fatalf("the soak needs %v but go test's -timeout leaves %v: add -timeout %v", dur, time.Until(d).Round(time.Second),
+			(dur + 10*time.Minute).Round(time.Minute))
+	}
 	cBin := ""
 	if _, err := exec.LookPath("gcc"); err == nil {
 		cBin = cProgram(t, "chaos")
