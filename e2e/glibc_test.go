@@ -188,8 +188,7 @@ func collect(t *testing.T, mark bool, peers []*proc, locals ...<-chan error) []s
 		got = append(got, a.msg)
 		switch a.msg {
 		case "hung", "exited":
-			t.Fatalf("%s did not get the lock or an error within %v: hung (answers so far %v, mutex %v)",
-				who, watchdog, got, describe(nil))
+			t.Fatalf("%s did not get the lock or an error within %v (answers so far %v)", who, watchdog, got)
 		case "EOWNERDEAD":
 			if a.p != nil {
 				if mark {
@@ -215,13 +214,6 @@ func count(answers []string, want string) int {
 		}
 	}
 	return n
-}
-
-func describe(m *robustlock.Mutex) string {
-	if m == nil {
-		return "(see log)"
-	}
-	return m.State().String()
 }
 
 // TestGlibcHeader: a C program reads a segment's header with the struct
