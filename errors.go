@@ -54,6 +54,10 @@ var (
 	// (EINVAL, as pthread_mutex_consistent)
 	ErrConsistent = &Error{"mutex is not in the owner-died state", syscall.EINVAL}
 
+	// ErrNilMutex: a method was called on a nil *Mutex, such as the one a
+	// closed segment returns. Nothing was done. (EINVAL)
+	ErrNilMutex = &Error{"nil mutex (its memory was closed or never mapped)", syscall.EINVAL}
+
 	// ErrUnsupported: robust futexes cannot be used on this platform, or the
 	// calling thread's robust list cannot be registered or shared. (ENOSYS)
 	ErrUnsupported = &Error{"robust mutexes are not supported here", syscall.ENOSYS}

@@ -16,6 +16,9 @@ import (
 // asks the kernel (tgkill with signal 0), so it is not for hot paths; it is
 // what a caller checks before unmapping the memory m lives in.
 func (m *Mutex) HeldHere() bool {
+	if m == nil {
+		return false
+	}
 	tid := int(atomic.LoadUint32(&m.c().lock) & futex.TIDMask)
 	return tid != 0 && unix.Tgkill(unix.Getpid(), tid, 0) == nil
 }

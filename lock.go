@@ -8,7 +8,7 @@ package robustlock
 //	pending = &m.next                    a death from here on is still found
 //	loop on the observed word w:
 //	  __owner == NOTRECOVERABLE   -> ErrNotRecoverable, word untouched, and
-//	                                 sleepers woken so they learn it too
+//	                                 every sleeper woken so it learns it too
 //	  w.TID == 0                  -> CAS w -> tid | w.WAITERS | assume
 //	      OWNER_DIED was set      -> __owner = INCONSISTENT, enqueue,
 //	                                 ErrOwnerDied with the lock held
@@ -39,7 +39,8 @@ package robustlock
 // became not recoverable), pending = nil.
 //
 // Where this differs from glibc 2.36 on purpose: a lock that finds the mutex
-// not recoverable wakes every sleeper instead of losing the wake; TryLock
+// not recoverable wakes every sleeper, WAITERS or not, instead of losing
+// the wake (and so also rescues sleepers a glibc peer stranded); TryLock
 // never leaves the word held when it reports not recoverable; a timed or
 // cancelled lock clears pending and passes on any wake it consumed.
 
@@ -70,6 +71,9 @@ const (
 // MarkConsistent, then Unlock. Other errors (ErrNotRecoverable,
 // ErrDeadlock, ErrKind, ErrUnsupported) leave m and the thread as they were.
 func (m *Mutex) Lock() error {
+	if m == nil {
+		return ErrNilMutex
+	}
 	runtime.LockOSThread()
 	c := m.c()
 	t := robustlist.LookupFast()
@@ -100,6 +104,9 @@ func (m *Mutex) Lock() error {
 // Unlocking after ErrOwnerDied without MarkConsistent makes m not
 // recoverable for everyone.
 func (m *Mutex) Unlock() error {
+	if m == nil {
+		return ErrNilMutex
+	}
 	c := m.c()
 	t := robustlist.LookupFast()
 	if t == nil {
@@ -130,6 +137,9 @@ func (m *Mutex) Unlock() error {
 // holds it, ErrDeadlock if this one does, ErrNotRecoverable without
 // touching the word.
 func (m *Mutex) TryLock() error {
+	if m == nil {
+		return ErrNilMutex
+	}
 	runtime.LockOSThread()
 	t, err := m.begin()
 	if err != nil {
@@ -140,7 +150,7 @@ func (m *Mutex) TryLock() error {
 	t.SetPending(&c.next)
 	for {
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
-			return m.fail(t, ErrNotRecoverable)
+			return m.notRecoverable(t)
 		}
 		w := atomic.LoadUint32(&c.lock)
 		switch w & futex.TIDMask {
@@ -163,6 +173,9 @@ func (m *Mutex) TryLock() error {
 // kernel until woken, the deadline passes or ctx is cancelled; it never
 // polls.
 func (m *Mutex) LockContext(ctx context.Context) error {
+	if m == nil {
+		return ErrNilMutex
+	}
 	if ctx.Done() == nil {
 		return m.Lock()
 	}
@@ -189,6 +202,9 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 // (ErrNotOwner otherwise) and m must be inconsistent (ErrConsistent
 // otherwise).
 func (m *Mutex) MarkConsistent() error {
+	if m == nil {
+		return ErrNilMutex
+	}
 	c := m.c()
 	t := robustlist.Lookup()
 	if t == nil || atomic.LoadUint32(&c.lock)&futex.TIDMask != t.TID() {
@@ -220,6 +236,16 @@ func (m *Mutex) begin() (*robustlist.Thread, error) {
 	return t, nil
 }
 
+// notRecoverable ends an acquire that found m not recoverable. It wakes
+// every sleeper, whether or not WAITERS is set: a glibc peer's unlock or
+// lock on this path loses wake-ups (glibc 2.36 wakes one, or none when
+// WAITERS is set), and the sleepers it stranded must learn the news too. A
+// system call, but only on this error path.
+func (m *Mutex) notRecoverable(t *robustlist.Thread) error {
+	futex.Wake(&m.c().lock, futex.WakeAll)
+	return m.fail(t, ErrNotRecoverable)
+}
+
 // fail ends an acquire that did not take the lock.
 func (m *Mutex) fail(t *robustlist.Thread, err error) error {
 	t.ClearPending()
@@ -239,11 +265,9 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 	}
 	if c.owner == ownerNotRecoverable {
 		// The unlock we raced with made it unrecoverable after we read
-		// __owner: put the word back and pass the news to every sleeper.
-		if atomic.SwapUint32(&c.lock, 0)&futex.Waiters != 0 {
-			futex.Wake(&c.lock, futex.WakeAll)
-		}
-		return m.fail(t, ErrNotRecoverable)
+		// __owner: put the word back, then tell every sleeper.
+		atomic.StoreUint32(&c.lock, 0)
+		return m.notRecoverable(t)
 	}
 	c.count = 1
 	t.Enqueue(&c.next)
@@ -270,10 +294,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
 	}
 	for {
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
-			if assume != 0 || atomic.LoadUint32(&c.lock)&futex.Waiters != 0 {
-				futex.Wake(&c.lock, futex.WakeAll) // glibc's unlock woke only one
-			}
-			return m.fail(t, ErrNotRecoverable)
+			return m.notRecoverable(t)
 		}
 		old := atomic.LoadUint32(&c.lock)
 		switch {

@@ -37,8 +37,12 @@ func At(mem []byte, off int) (*Mutex, error) {
 // pthread_mutex_init with those attributes would: free, consistent, no
 // users. Like pthread_mutex_init it must not be called while any thread, in
 // any process, uses m. It is also the only way back from ErrNotRecoverable,
-// once every user agrees the guarded data has been rebuilt.
+// once every user agrees the guarded data has been rebuilt. On a nil m it
+// does nothing.
 func (m *Mutex) Init() {
+	if m == nil {
+		return
+	}
 	c := m.c()
 	c.count, c.owner, c.nusers, c.spins, c.prev, c.next = 0, 0, 0, 0, 0, 0
 	atomic.StoreInt32(&c.kind, KindRobustNormal)
@@ -62,8 +66,12 @@ type State struct {
 	LastOwner int
 }
 
-// State returns a snapshot of m without locking it.
+// State returns a snapshot of m without locking it (the zero State for a
+// nil m).
 func (m *Mutex) State() State {
+	if m == nil {
+		return State{}
+	}
 	c := m.c()
 	w := atomic.LoadUint32(&c.lock)
 	o := atomic.LoadInt32(&c.owner)

@@ -198,6 +198,20 @@ func TestTryLockBusy(t *testing.T) {
 	}
 }
 
+func TestNilMutexGivesErrors(t *testing.T) {
+	var m *robustlock.Mutex // what a closed segment's Mutex() returns
+	for name, f := range map[string]func() error{"Lock": m.Lock, "TryLock": m.TryLock, "Unlock": m.Unlock,
+		"MarkConsistent": m.MarkConsistent, "LockContext": func() error { return m.LockContext(context.Background()) }} {
+		if err := f(); err != robustlock.ErrNilMutex {
+			t.Errorf("%s on a nil Mutex = %v, want ErrNilMutex", name, err)
+		}
+	}
+	m.Init()
+	if m.State() != (robustlock.State{}) || m.HeldHere() {
+		t.Error("State or HeldHere of a nil Mutex not zero")
+	}
+}
+
 func TestMarkConsistentOnlyAfterOwnerDied(t *testing.T) {
 	_, _, m := shared(t)
 	if err := m.Lock(); err != nil {
