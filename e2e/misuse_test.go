@@ -242,13 +242,11 @@ func TestMisuseSegment(t *testing.T) {
 			defer func() { panicked = recover() }()
 			return seg.Mutex().Lock()
 		})
-		if panicked == nil {
-			if err == nil {
-				t.Fatal("Lock through seg.Mutex() after Close succeeded")
-			}
-			return
+		if panicked != nil {
+			t.Fatalf("Lock through seg.Mutex() after Close panicked: %v", panicked)
 		}
-		t.Skipf("FINDING (reported): seg.Mutex() returns nil after Close, and Lock on it panics (%v) instead of "+
-			"returning a typed error; MutexN(0) does return ErrClosed", panicked)
+		if !errors.Is(err, robustlock.ErrNilMutex) {
+			t.Fatalf("Lock through seg.Mutex() after Close: %v, want ErrNilMutex", err)
+		}
 	})
 }
