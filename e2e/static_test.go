@@ -58,15 +58,6 @@ func TestStaticBinary(t *testing.T) {
 						}
 						return
 					}
-					// The demo is written by others: a failure caused by what the
-					// root lacks is reported, not fixed here.
-					if job.name == "demo" && variant != "proc+dev-null" {
-						for _, need := range []string{"/proc/self/exe", "/dev/null"} {
-							if strings.Contains(out, need) {
-								t.Skipf("DEMO NEEDS %s (reported; a bare libc-less root has neither /proc nor /dev): %v", need, err)
-							}
-						}
-					}
 					t.Fatalf("%s failed in a %s root: %v", job.name, variant, err)
 				})
 			}

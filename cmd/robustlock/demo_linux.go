@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -114,6 +116,7 @@ type demo struct {
 	demoConfig
 	stdout, stderr io.Writer
 	workerErr      *os.File
+	stdin          *os.File // an empty pipe: workers' stdin
 	exe            string
 	seg            *segment.Segment
 	l              *ledger
@@ -141,17 +144,38 @@ type demo struct {
 	lastTick   time.Time
 }
 
+// findSelf returns this program's path, for re-executing it as a worker:
+// /proc/self/exe where there is a /proc, else the path it was started by.
+func findSelf() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		return exe, nil
+	}
+	if p := os.Args[0]; strings.Contains(p, "/") {
+		return filepath.Abs(p)
+	}
+	return exec.LookPath(os.Args[0])
+}
+
 func newDemo(c demoConfig, stdout, stderr io.Writer) (*demo, error) {
-	exe, err := os.Executable()
+	exe, err := findSelf()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find this program to start workers: %v", err)
 	}
+	// Workers get an empty pipe for stdin and the demo's stderr for
+	// output: os/exec would open /dev/null for nil streams, and a bare
+	// root (a scratch container, a chroot) may have no /dev.
+	stdin, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	w.Close()
 	d := &demo{
 		demoConfig: c,
 		stdout:     stdout,
 		stderr:     stderr,
 		workerErr:  os.Stderr,
 		exe:        exe,
+		stdin:      stdin,
 		rng:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		out:        newProgress(stdout, isTerminal(stdout)),
 		procs:      make([]worker, c.workers),
@@ -275,7 +299,7 @@ func (d *demo) spawn(i int) error {
 	s.phase.Store(uint32(phaseStarting))
 	cmd := exec.Command(d.exe, "demo", "-worker", "-name", d.seg.Name(), "-dir", d.dir,
 		"-slot", strconv.Itoa(i), "-ppid", strconv.Itoa(os.Getpid()))
-	cmd.Stderr = d.workerErr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = d.stdin, d.workerErr, d.workerErr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
