@@ -76,9 +76,11 @@
 // Robust lock words hold kernel thread ids, which the kernel does not
 // translate between PID namespaces, so every process sharing a segment's
 // mutexes must be in one namespace. The header records the creator's
-// namespace as the inode number of /proc/self/ns/pid. Where /proc is not
-// mounted the creator stores 0, and an opener that cannot read its own
-// namespace does not check: 0 means unknown, and the check is skipped.
+// namespace as the inode number of /proc/self/ns/pid; where /proc is not
+// mounted, the same inode comes from a pidfd of the process
+// (PIDFD_GET_PID_NAMESPACE, Linux 6.11 and later). Where neither works the
+// creator stores 0, and an opener that cannot tell its own namespace does
+// not check: 0 means unknown, and the check is skipped.
 //
 // # Header, version 1
 //

@@ -359,11 +359,27 @@ func dead(pid int, start uint64) bool {
 	return ok && now != start
 }
 
-// pidNamespace returns the inode of this process's PID namespace
-// (/proc/self/ns/pid), or 0 when /proc cannot tell.
+// pidNamespace returns the inode of this process's PID namespace: that of
+// /proc/self/ns/pid, or, where /proc is not mounted, of the namespace file
+// a pidfd of this process hands out (PIDFD_GET_PID_NAMESPACE, Linux 6.11
+// and later; the same inode). 0 when neither can tell.
 var pidNamespace = sync.OnceValue(func() uint64 {
 	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/pid", &st) != nil {
+	if unix.Stat("/proc/self/ns/pid", &st) == nil {
+		return st.Ino
+	}
+	pidfd, err := unix.PidfdOpen(unix.Getpid(), 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(pidfd)
+	const pidfdGetPIDNamespace = 0xff05 // _IO(PIDFS_IOCTL_MAGIC 0xFF, 5)
+	ns, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), pidfdGetPIDNamespace, 0)
+	if e != 0 {
+		return 0
+	}
+	defer unix.Close(int(ns))
+	if unix.Fstat(int(ns), &st) != nil {
 		return 0
 	}
 	return st.Ino
