@@ -37,7 +37,10 @@
 // Linux on amd64 and arm64 only (elsewhere every call returns
 // ErrUnsupported). All processes sharing a mutex must be in the same PID
 // namespace, since lock words hold TIDs. The kernel walks at most 2048
-// entries of a dying thread's list, so one thread should not hold more. musl
+// entries of a dying thread's list, so one thread should not hold more. A
+// thread other than the main one that calls exec while holding a lock
+// leaves it held for good (the kernel gives that thread the process's PID
+// before it walks its list); exec from the main thread is recovered. musl
 // uses a different layout and cannot be a peer.
 //
 // Uncontended Lock and Unlock make no system call and allocate nothing.
