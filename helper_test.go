@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // Tests run helper processes by re-executing the test binary with
@@ -90,8 +91,7 @@ type helper struct {
 
 func startHelper(t testing.TB, path, name string, args ...string) *helper {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+name, "ROBUSTLOCK_TEST_FILE="+path,
+	cmd := proctest.Command(helperEnv, name, "ROBUSTLOCK_TEST_FILE="+path,
 		"ROBUSTLOCK_TEST_ARGS="+strings.Join(args, " "))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -155,7 +155,7 @@ func (h *helper) wait() int {
 
 // watchdog bounds every wait in these tests. It is a hang detector, not a
 // timing assertion: nothing here should take more than a fraction of it.
-const watchdog = 60 * time.Second
+const watchdog = proctest.Watchdog
 
 func atoi(s string) int {
 	n, err := strconv.Atoi(s)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
+	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/robustlist"
 )
 
@@ -269,7 +270,7 @@ func TestHolderKilledWhileOthersSleep(t *testing.T) {
 		waiters = append(waiters, w)
 		pids = append(pids, w.cmd.Process.Pid)
 	}
-	awaitSleepers(t, 3, pids...)
+	proctest.AwaitSleepers(t, 3, pids...)
 	holder.kill()
 	died := 0
 	for _, w := range waiters {
@@ -315,7 +316,7 @@ func TestNotRecoverableReachesEveryWaiter(t *testing.T) {
 		defer cancel()
 		report(m.LockContext(ctx))
 	}()
-	awaitSleepers(t, 4, pids...)
+	proctest.AwaitSleepers(t, 4, pids...)
 	holder.kill()
 	results := map[string]int{}
 	for _, w := range waiters {
@@ -399,7 +400,7 @@ func TestUnlockWakesWaiter(t *testing.T) {
 		}
 		got <- err
 	}()
-	awaitSleepers(t, 1, unix.Getpid())
+	proctest.AwaitSleepers(t, 1, unix.Getpid())
 	if !m.State().Waiters {
 		t.Fatal("a sleeping waiter did not set WAITERS")
 	}
@@ -427,12 +428,12 @@ func TestLockContextCancelAndDeadline(t *testing.T) {
 		}
 		plain <- err
 	}()
-	awaitSleepers(t, 1, unix.Getpid())
+	proctest.AwaitSleepers(t, 1, unix.Getpid())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() { res <- m.LockContext(ctx) }()
-	awaitSleepers(t, 2, unix.Getpid())
+	proctest.AwaitSleepers(t, 2, unix.Getpid())
 	cancel()
 	select {
 	case err := <-res:

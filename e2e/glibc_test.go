@@ -18,6 +18,8 @@ import (
 
 	"github.com/futexlab/robustlock"
 	"github.com/futexlab/robustlock/segment"
+
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // A shared mutex as a test sees it: the target peers open, and the same
@@ -73,8 +75,8 @@ var setups = []struct {
 	{"file-init-by-C", func(t *testing.T) fixture {
 		f := rawFixture(t)
 		c := startPeer(t, "c", f.tgt)
-		c.must("init robust", "ok")
-		c.quit()
+		c.Must("init robust", "ok")
+		c.Quit("exit")
 		return f
 	}},
 	{"file-init-by-Go", func(t *testing.T) fixture {
@@ -158,7 +160,7 @@ func collect(t *testing.T, mark bool, peers []*proc, locals ...<-chan error) []s
 	for _, p := range peers {
 		go func(p *proc) {
 			select {
-			case l, ok := <-p.lines:
+			case l, ok := <-p.Lines():
 				if !ok {
 					l = "exited"
 				}
@@ -192,13 +194,13 @@ func collect(t *testing.T, mark bool, peers []*proc, locals ...<-chan error) []s
 		case "EOWNERDEAD":
 			if a.p != nil {
 				if mark {
-					a.p.must("consistent", "ok")
+					a.p.Must("consistent", "ok")
 				}
-				a.p.must("unlock", "ok")
+				a.p.Must("unlock", "ok")
 			}
 		case "ok":
 			if a.p != nil {
-				a.p.must("unlock", "ok")
+				a.p.Must("unlock", "ok")
 			}
 		}
 		t.Logf("%s: %s", who, a.msg)
@@ -245,7 +247,7 @@ func TestGlibcHeader(t *testing.T) {
 			for i := 0; i < seg.NumMutexes(); i++ {
 				p := startPeer(t, "c", c.tgt(i))
 				got := map[string]string{}
-				for _, kv := range strings.Fields(p.do("header")) {
+				for _, kv := range strings.Fields(p.Do("header")) {
 					k, v, _ := strings.Cut(kv, "=")
 					got[k] = v
 				}
@@ -271,10 +273,10 @@ func TestGlibcHeader(t *testing.T) {
 				if err := gm.Lock(); err != nil {
 					t.Fatal(err)
 				}
-				p.must("trylock", "EBUSY")
+				p.Must("trylock", "EBUSY")
 				gm.Unlock()
-				p.must("trylock", "ok")
-				p.must("unlock", "ok")
+				p.Must("trylock", "ok")
+				p.Must("unlock", "ok")
 			}
 		})
 	}
@@ -290,7 +292,7 @@ func TestGlibcInitSameBytes(t *testing.T) {
 	for i := range f.mem {
 		f.mem[i] = 0xa5 // garbage: both inits must overwrite all of it
 	}
-	c.must("init robust", "ok")
+	c.Must("init robust", "ok")
 	fromC := bytes.Clone(f.mem)
 	for i := range f.mem {
 		f.mem[i] = 0xa5
@@ -306,7 +308,7 @@ func TestGlibcInitSameBytes(t *testing.T) {
 	// Kinds: normal set explicitly (glibc then adds its no-elision bit to
 	// __kind) and errorcheck robust run; the others are refused untouched.
 	for _, kind := range []string{"normal", "errorcheck", "recursive", "plain", "pi"} {
-		c.must("init "+kind, "ok")
+		c.Must("init "+kind, "ok")
 		before := bytes.Clone(f.mem)
 		err := f.m.TryLock()
 		if kind == "normal" || kind == "errorcheck" {
@@ -314,13 +316,13 @@ func TestGlibcInitSameBytes(t *testing.T) {
 				t.Errorf("C-initialised %s mutex: TryLock = %v", kind, err)
 				continue
 			}
-			c.must("trylock", "EBUSY")
+			c.Must("trylock", "EBUSY")
 			if err := f.m.Lock(); !errors.Is(err, robustlock.ErrDeadlock) {
 				t.Errorf("relock of a %s mutex: %v", kind, err)
 			}
 			f.m.Unlock()
-			c.must("lock", "ok")
-			c.must("unlock", "ok")
+			c.Must("lock", "ok")
+			c.Must("unlock", "ok")
 			continue
 		}
 		lerr := f.m.Lock()
@@ -371,30 +373,30 @@ func TestGlibcPeers(t *testing.T) {
 func scenarioHandoff(t *testing.T, f fixture) {
 	c := startPeer(t, "c", f.tgt)
 	g := startPeer(t, "go", f.tgt)
-	c.must("lock", "ok")
+	c.Must("lock", "ok")
 	if err := f.m.TryLock(); !errors.Is(err, robustlock.ErrBusy) {
 		t.Fatalf("Go TryLock while C holds: %v", err)
 	}
-	g.must("timedlock 20", "ETIMEDOUT")
-	if st := f.m.State(); st.Owner != atoi(c.do("tid")) {
+	g.Must("timedlock 20", "ETIMEDOUT")
+	if st := f.m.State(); st.Owner != atoi(c.Do("tid")) {
 		t.Fatalf("state %v: owner is not the C peer's thread", st)
 	}
 	local := localLock(f.m, false)
-	g.send("lock")
-	awaitSleepers(t, 2, os.Getpid(), g.pid())
-	c.must("unlock", "ok")
+	g.Send("lock")
+	proctest.AwaitSleepers(t, 2, os.Getpid(), g.Pid())
+	c.Must("unlock", "ok")
 	ans := collect(t, false, []*proc{g}, local)
 	if count(ans, "ok") != 2 {
 		t.Fatalf("answers %v, want both ok", ans)
 	}
-	g.must("lock", "ok")
-	c.must("trylock", "EBUSY")
-	c.must("timedlock 20", "ETIMEDOUT")
-	c.send("lock")
-	awaitSleepers(t, 1, c.pid())
-	g.must("unlock", "ok")
-	c.expect("ok")
-	c.must("unlock", "ok")
+	g.Must("lock", "ok")
+	c.Must("trylock", "EBUSY")
+	c.Must("timedlock 20", "ETIMEDOUT")
+	c.Send("lock")
+	proctest.AwaitSleepers(t, 1, c.Pid())
+	g.Must("unlock", "ok")
+	c.Expect("ok")
+	c.Must("unlock", "ok")
 	if st := f.m.State(); st.Owner != 0 || st.Waiters || st.OwnerDied || st.Inconsistent {
 		t.Fatalf("state after the handoffs: %v", st)
 	}
@@ -412,30 +414,30 @@ func scenarioDeath(t *testing.T, f fixture, holderKind, death string) {
 	pids := []int{}
 	if death == "threaddie" {
 		// The thread locks and ends at once; the process lives on.
-		holder.must("threaddie", "ok")
+		holder.Must("threaddie", "ok")
 		if st := f.m.State(); !st.OwnerDied {
 			t.Fatalf("after the locking thread exited: %v, want owner died", st)
 		}
 	} else {
-		holder.must("lock", "ok")
+		holder.Must("lock", "ok")
 	}
 	for i := 0; i < 2; i++ {
 		p := startPeer(t, other, f.tgt)
-		p.send("lock")
+		p.Send("lock")
 		sleepers = append(sleepers, p)
-		pids = append(pids, p.pid())
+		pids = append(pids, p.Pid())
 	}
 	if other == "go" {
 		locals = append(locals, localLock(f.m, true))
 		pids = append(pids, os.Getpid())
 	}
 	if death != "threaddie" {
-		awaitSleepers(t, len(sleepers)+len(locals), pids...)
-		holder.send(death)
-		if err := holder.wait(); death == "die" && err == nil {
+		proctest.AwaitSleepers(t, len(sleepers)+len(locals), pids...)
+		holder.Send(death)
+		if err := holder.Wait(); death == "die" && err == nil {
 			t.Fatalf("holder exited normally after die")
 		} else if death == "exec" && err != nil {
-			t.Fatalf("holder's exec of /bin/true: %v; stderr %s", err, holder.stderr())
+			t.Fatalf("holder's exec of /bin/true: %v; stderr %s", err, holder.Stderr())
 		}
 	}
 	ans := collect(t, true, sleepers, locals...)
@@ -443,8 +445,8 @@ func scenarioDeath(t *testing.T, f fixture, holderKind, death string) {
 		t.Fatalf("answers %v: want exactly one EOWNERDEAD and the rest ok", ans)
 	}
 	if death == "threaddie" {
-		holder.must("lock", "ok") // the process whose thread died is a peer as before
-		holder.must("unlock", "ok")
+		holder.Must("lock", "ok") // the process whose thread died is a peer as before
+		holder.Must("unlock", "ok")
 	}
 	if st := f.m.State(); st.Owner != 0 || st.OwnerDied || st.Inconsistent || st.NotRecoverable {
 		t.Fatalf("state after recovery: %v", st)
@@ -457,23 +459,23 @@ func scenarioDeath(t *testing.T, f fixture, holderKind, death string) {
 // from Go or C; none of those attempts changes the mutex.
 func scenarioNotRecoverableByC(t *testing.T, f fixture) {
 	h := startPeer(t, "go", f.tgt)
-	h.must("lock", "ok")
-	h.send("die")
-	h.wait()
+	h.Must("lock", "ok")
+	h.Send("die")
+	h.Wait()
 	c := startPeer(t, "c", f.tgt)
-	c.must("lock", "EOWNERDEAD")
+	c.Must("lock", "EOWNERDEAD")
 	var sleepers []*proc
 	for i := 0; i < 2; i++ {
 		g := startPeer(t, "go", f.tgt)
-		g.send("lock")
+		g.Send("lock")
 		sleepers = append(sleepers, g)
 	}
 	g3 := startPeer(t, "go", f.tgt)
-	g3.send("timedlock 60000")
+	g3.Send("timedlock 60000")
 	sleepers = append(sleepers, g3)
 	local := localLock(f.m, false)
-	awaitSleepers(t, 4, os.Getpid(), sleepers[0].pid(), sleepers[1].pid(), g3.pid())
-	c.must("unlock", "ok") // no consistent: not recoverable from now on
+	proctest.AwaitSleepers(t, 4, os.Getpid(), sleepers[0].Pid(), sleepers[1].Pid(), g3.Pid())
+	c.Must("unlock", "ok") // no consistent: not recoverable from now on
 	ans := collect(t, false, sleepers, local)
 	if n := count(ans, "ENOTRECOVERABLE"); n != len(ans) {
 		t.Fatalf("Go sleepers answered %v, want all ENOTRECOVERABLE", ans)
@@ -488,20 +490,20 @@ func scenarioNotRecoverableByC(t *testing.T, f fixture) {
 // once. Init, from Go, makes the mutex usable again for C.
 func scenarioNotRecoverableByGo(t *testing.T, f fixture) {
 	h := startPeer(t, "c", f.tgt)
-	h.must("lock", "ok")
-	h.send("die")
-	h.wait()
+	h.Must("lock", "ok")
+	h.Send("die")
+	h.Wait()
 	g := startPeer(t, "go", f.tgt)
-	g.must("lock", "EOWNERDEAD")
+	g.Must("lock", "EOWNERDEAD")
 	// One C sleeper: with two, glibc can lose a wake-up among them
 	// (TestGlibcLostWakeup), which no Go code can prevent.
 	c := startPeer(t, "c", f.tgt)
-	c.send("lock")
+	c.Send("lock")
 	g2 := startPeer(t, "go", f.tgt)
-	g2.send("lock")
+	g2.Send("lock")
 	local := localLock(f.m, false)
-	awaitSleepers(t, 3, os.Getpid(), c.pid(), g2.pid())
-	g.must("unlock", "ok")
+	proctest.AwaitSleepers(t, 3, os.Getpid(), c.Pid(), g2.Pid())
+	g.Must("unlock", "ok")
 	ans := collect(t, false, []*proc{c, g2}, local)
 	if n := count(ans, "ENOTRECOVERABLE"); n != len(ans) {
 		t.Fatalf("sleepers answered %v, want all ENOTRECOVERABLE", ans)
@@ -511,7 +513,7 @@ func scenarioNotRecoverableByGo(t *testing.T, f fixture) {
 	// glibc 2.36's trylock on a not-recoverable mutex leaves its own TID
 	// in the word. Go must not wait behind that.
 	c2 := startPeer(t, "c", f.tgt)
-	c2.must("trylock", "ENOTRECOVERABLE")
+	c2.Must("trylock", "ENOTRECOVERABLE")
 	if st := f.m.State(); st.Owner != 0 {
 		t.Logf("glibc's trylock left the word held by tid %d (its known bug); Go must not block on it", st.Owner)
 	}
@@ -519,21 +521,21 @@ func scenarioNotRecoverableByGo(t *testing.T, f fixture) {
 	if err := result(t, localLock(f.m, false)); !errors.Is(err, robustlock.ErrNotRecoverable) {
 		t.Fatalf("Go Lock after glibc's trylock: %v", err)
 	}
-	g2.must("lock", "ENOTRECOVERABLE")
-	g2.must("trylock", "ENOTRECOVERABLE")
-	g2.must("timedlock 5000", "ENOTRECOVERABLE")
+	g2.Must("lock", "ENOTRECOVERABLE")
+	g2.Must("trylock", "ENOTRECOVERABLE")
+	g2.Must("timedlock 5000", "ENOTRECOVERABLE")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Go lockers took %v to report not recoverable", d)
 	}
-	c2.quit()
+	c2.Quit("exit")
 
 	// The way back: Init, once nobody uses the mutex.
 	f.m.Init()
 	c3 := startPeer(t, "c", f.tgt)
-	c3.must("lock", "ok")
-	c3.must("unlock", "ok")
-	g2.must("lock", "ok")
-	g2.must("unlock", "ok")
+	c3.Must("lock", "ok")
+	c3.Must("unlock", "ok")
+	g2.Must("lock", "ok")
+	g2.Must("unlock", "ok")
 }
 
 // laterLockers: every kind of lock, from Go and from C, answers want and
@@ -543,7 +545,7 @@ func laterLockers(t *testing.T, f fixture, want string) {
 	before := bytes.Clone(f.mem)
 	g := startPeer(t, "go", f.tgt)
 	for _, cmd := range []string{"lock", "trylock", "timedlock 1000"} {
-		g.must(cmd, want)
+		g.Must(cmd, want)
 	}
 	if err := result(t, localLock(f.m, false)); errName(err) != want {
 		t.Fatalf("in-process Lock: %v, want %s", err, want)
@@ -552,8 +554,8 @@ func laterLockers(t *testing.T, f fixture, want string) {
 		t.Fatalf("Go lock attempts changed the mutex:\n  % x\n  % x", before, f.mem)
 	}
 	c := startPeer(t, "c", f.tgt)
-	c.must("lock", want)
-	c.must("timedlock 1000", want)
+	c.Must("lock", want)
+	c.Must("timedlock 1000", want)
 	// glibc zeroes __count on this path; the word, __owner and __kind
 	// must stay.
 	for _, r := range [][2]int{{0, 4}, {8, 12}, {16, 20}} {
@@ -578,14 +580,14 @@ func scenarioCounting(t *testing.T, f fixture) {
 		peers = append(peers, p)
 	}
 	for _, p := range peers {
-		p.send("incr " + strconv.Itoa(n))
+		p.Send("incr " + strconv.Itoa(n))
 	}
 	local := make(chan error, 2)
 	for range 2 {
 		go func() { local <- incr(f.m, f.counter, n) }()
 	}
 	for _, p := range peers {
-		p.expect("ok")
+		p.Expect("ok")
 	}
 	for range 2 {
 		if err := result(t, local); err != nil {

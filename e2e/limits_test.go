@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
+
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // Tests of the edges: what the kernel and glibc do where the protocol is
@@ -33,14 +35,14 @@ func TestExecFromOtherThread(t *testing.T) {
 		f := rawFixture(t)
 		f.m.Init()
 		h := startPeer(t, kind, f.tgt)
-		h.send("threadexec")
-		got := strings.Fields(h.next())
+		h.Send("threadexec")
+		got := strings.Fields(h.Next())
 		if len(got) != 2 || got[0] != "ok" {
 			t.Fatalf("%v: threadexec said %q", h, got)
 		}
 		tid := atoi(got[1])
-		if err := h.wait(); err != nil {
-			t.Fatalf("%v: exec of /bin/true: %v; stderr %s", h, err, h.stderr())
+		if err := h.Wait(); err != nil {
+			t.Fatalf("%v: exec of /bin/true: %v; stderr %s", h, err, h.Stderr())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := f.m.LockContext(ctx)
@@ -78,22 +80,22 @@ func TestGlibcLostWakeup(t *testing.T) {
 	f := rawFixture(t)
 	f.m.Init()
 	h := startPeer(t, "go", f.tgt)
-	h.must("lock", "ok")
+	h.Must("lock", "ok")
 	var cs []*proc
 	for i := 0; i < 3; i++ {
 		c := startPeer(t, "c", f.tgt)
-		c.send("lock")
-		awaitSleepers(t, 1, c.pid()) // one after the other: the kernel wakes in FIFO order
+		c.Send("lock")
+		proctest.AwaitSleepers(t, 1, c.Pid()) // one after the other: the kernel wakes in FIFO order
 		cs = append(cs, c)
 	}
-	h.send("die")
-	h.wait()
-	cs[0].expect("EOWNERDEAD")
-	cs[0].must("unlock", "ok") // without consistent
-	cs[1].expect("ENOTRECOVERABLE")
+	h.Send("die")
+	h.Wait()
+	cs[0].Expect("EOWNERDEAD")
+	cs[0].Must("unlock", "ok") // without consistent
+	cs[1].Expect("ENOTRECOVERABLE")
 	stranded := false
 	select {
-	case l := <-cs[2].lines:
+	case l := <-cs[2].Lines():
 		t.Logf("third C sleeper answered %q: glibc did not lose the wake-up this time", l)
 	case <-time.After(300 * time.Millisecond):
 		stranded = true
@@ -107,7 +109,7 @@ func TestGlibcLostWakeup(t *testing.T) {
 	}
 	rescuedByGo := false
 	select {
-	case l := <-cs[2].lines:
+	case l := <-cs[2].Lines():
 		rescuedByGo = true
 		if l != "ENOTRECOVERABLE" {
 			t.Fatalf("the stranded C sleeper answered %q after the Go Lock", l)
@@ -118,9 +120,9 @@ func TestGlibcLostWakeup(t *testing.T) {
 		// Let a later glibc locker (its release sees a plain TID, > 1, and
 		// wakes one) free the stranded sleeper so the test ends cleanly.
 		c := startPeer(t, "c", f.tgt)
-		c.must("lock", "ENOTRECOVERABLE")
+		c.Must("lock", "ENOTRECOVERABLE")
 		select {
-		case <-cs[2].lines:
+		case <-cs[2].Lines():
 		case <-time.After(5 * time.Second):
 		}
 		t.Fatal("a Go Lock on a not recoverable mutex did not wake the C sleeper glibc's lost wake-up stranded")

@@ -1,22 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // Helper processes are this test binary run again with helperEnv naming
@@ -35,7 +31,7 @@ var cleanups []func()
 // watchdog bounds every wait for another process: a hang detector, not a
 // timing assertion. Nothing should take more than a small part of it, even
 // under -race on two loaded cores.
-const watchdog = 60 * time.Second
+const watchdog = proctest.Watchdog
 
 func init() {
 	// Keep the main goroutine on the main thread for good, so no other
@@ -126,150 +122,17 @@ func cProgram(t testing.TB, name string) string {
 
 // A proc is a running helper or C program that answers commands on stdin
 // with lines on stdout.
-type proc struct {
-	t     testing.TB
-	name  string
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-	done  chan struct{} // closed when it has exited
-	err   error         // exit status, valid after done
-	errMu sync.Mutex
-	errb  bytes.Buffer
-}
-
-func (p *proc) Write(b []byte) (int, error) { // stderr
-	p.errMu.Lock()
-	defer p.errMu.Unlock()
-	return p.errb.Write(b)
-}
-
-func (p *proc) stderr() string {
-	p.errMu.Lock()
-	defer p.errMu.Unlock()
-	return p.errb.String()
-}
+type proc = proctest.Proc
 
 // helperCmd is the command that runs helper name with args.
 func helperCmd(name string, life time.Duration, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+name, argsEnv+"="+strings.Join(args, " "),
-		lifeEnv+"="+life.String())
-	return cmd
+	return proctest.Command(helperEnv, name, argsEnv+"="+strings.Join(args, " "), lifeEnv+"="+life.String())
 }
 
 // startProc starts cmd; the test's cleanup kills it if it still runs.
 func startProc(t testing.TB, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p, err := launch(t, name, cmd)
-	if err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(p.kill)
-	return p
-}
-
-func launch(t testing.TB, name string, cmd *exec.Cmd) (*proc, error) {
-	p := &proc{t: t, name: name, cmd: cmd, lines: make(chan string, 256), done: make(chan struct{})}
-	cmd.Stderr = p
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p.in = in
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) String() string { return fmt.Sprintf("%s[%d]", p.name, p.pid()) }
-
-// send writes one command line.
-func (p *proc) send(line string) {
-	p.t.Helper()
-	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
-		p.t.Fatalf("%v: writing %q: %v", p, line, err)
-	}
-}
-
-// next returns the next line, failing the test if none comes within the
-// watchdog or the process ends first.
-func (p *proc) next() string {
-	p.t.Helper()
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			<-p.done
-			p.t.Fatalf("%v ended (%v) without answering; stderr:\n%s", p, p.err, p.stderr())
-		}
-		return l
-	case <-time.After(watchdog):
-		p.t.Fatalf("%v said nothing for %v: hung", p, watchdog)
-	}
-	return ""
-}
-
-// do sends a command and returns its answer.
-func (p *proc) do(line string) string {
-	p.t.Helper()
-	p.send(line)
-	return p.next()
-}
-
-// must sends a command and fails the test unless the answer is want.
-func (p *proc) must(line, want string) {
-	p.t.Helper()
-	if got := p.do(line); got != want {
-		p.t.Fatalf("%v: %q answered %q, want %q", p, line, got, want)
-	}
-}
-
-// expect fails the test unless the next line is want.
-func (p *proc) expect(want string) {
-	p.t.Helper()
-	if got := p.next(); got != want {
-		p.t.Fatalf("%v said %q, want %q", p, got, want)
-	}
-}
-
-func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-// kill SIGKILLs the process and waits until it is gone.
-func (p *proc) kill() {
-	p.signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(watchdog):
-		p.t.Errorf("%v survived SIGKILL for %v", p, watchdog)
-	}
-}
-
-// wait waits for the process to exit by itself.
-func (p *proc) wait() error {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(watchdog):
-		p.t.Fatalf("%v did not exit within %v", p, watchdog)
-	}
-	return nil
+	return proctest.Start(t, name, cmd)
 }
 
 // --- peers: a C or Go process holding one mutex -----------------------
@@ -292,62 +155,8 @@ func startPeer(t testing.TB, kind string, tgt target) *proc {
 		t.Fatalf("unknown peer kind %q", kind)
 	}
 	p := startProc(t, kind+"-peer", cmd)
-	if l := p.next(); !strings.HasPrefix(l, "ready ") {
-		t.Fatalf("%v started with %q; stderr:\n%s", p, l, p.stderr())
+	if l := p.Next(); !strings.HasPrefix(l, "ready ") {
+		t.Fatalf("%v started with %q; stderr:\n%s", p, l, p.Stderr())
 	}
 	return p
-}
-
-// --- sleepers ----------------------------------------------------------
-
-// futexSleepers counts the threads of pid blocked in a shared (not
-// private) FUTEX_WAIT or FUTEX_WAIT_BITSET: lock waiters, Go's or
-// glibc's. The Go runtime's idle threads use private futexes.
-func futexSleepers(pid int) int {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
-	n := 0
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		fs := strings.Fields(string(b))
-		if len(fs) < 3 || fs[0] != strconv.Itoa(unix.SYS_FUTEX) {
-			continue
-		}
-		op, err := strconv.ParseUint(strings.TrimPrefix(fs[2], "0x"), 16, 64)
-		// FUTEX_WAIT 0, FUTEX_WAIT_BITSET 9, either with
-		// FUTEX_CLOCK_REALTIME (256); FUTEX_PRIVATE_FLAG (128) excluded.
-		if err == nil && (op&^256 == 0 || op&^256 == 9) {
-			n++
-		}
-	}
-	return n
-}
-
-// awaitSleepers waits until the processes pids have together at least n
-// threads asleep on shared futexes.
-func awaitSleepers(t testing.TB, n int, pids ...int) {
-	t.Helper()
-	deadline := time.Now().Add(watchdog)
-	for time.Now().Before(deadline) {
-		got := 0
-		for _, p := range pids {
-			got += futexSleepers(p)
-		}
-		if got >= n {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("fewer than %d threads of %v went to sleep on the lock within %v", n, pids, watchdog)
-}
-
-// quit tells a peer to exit and waits for it.
-func (p *proc) quit() {
-	p.t.Helper()
-	p.send("exit")
-	if err := p.wait(); err != nil {
-		p.t.Fatalf("%v exited with %v; stderr:\n%s", p, err, p.stderr())
-	}
 }

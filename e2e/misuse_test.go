@@ -14,6 +14,8 @@ import (
 
 	"github.com/futexlab/robustlock"
 	"github.com/futexlab/robustlock/segment"
+
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // onGoroutine runs f on a new goroutine (so on another thread than a
@@ -105,9 +107,9 @@ func TestMisuseMutex(t *testing.T) {
 			continue
 		}
 		p := startPeer(t, kind, f.tgt)
-		p.must("unlock", "EPERM")
-		p.must("trylock", "EBUSY")
-		p.quit()
+		p.Must("unlock", "EPERM")
+		p.Must("trylock", "EBUSY")
+		p.Quit("exit")
 	}
 	unchanged("misuse while held", b)
 	if err := h.run(m.Unlock); err != nil {
@@ -208,13 +210,13 @@ func TestMisuseSegment(t *testing.T) {
 	// A goroutine asleep in Lock (the lock held by another process) also
 	// keeps the segment from being closed.
 	p := startPeer(t, "go", target{"seg", filepath.Join(dir, "m"), "0"})
-	p.must("lock", "ok")
+	p.Must("lock", "ok")
 	waiter := localLock(seg.Mutex(), false)
-	awaitSleepers(t, 1, os.Getpid())
+	proctest.AwaitSleepers(t, 1, os.Getpid())
 	if err := seg.Close(); !errors.Is(err, segment.ErrInUse) {
 		t.Fatalf("Close while a goroutine waits in Lock: %v, want ErrInUse", err)
 	}
-	p.must("unlock", "ok")
+	p.Must("unlock", "ok")
 	if err := result(t, waiter); err != nil {
 		t.Fatal(err)
 	}

@@ -169,10 +169,10 @@ func TestCPeer(t *testing.T) {
 
 	// A Go holder dies; C recovers.
 	k := spawn(t, "hold", "SEG_DIR="+DefaultDir, "SEG_NAME="+name, "SEG_MUTEX=0")
-	if l := k.expect(t, deadlineIn()); !strings.HasPrefix(l, "locked") {
+	if l := k.NextBefore(deadlineIn()); !strings.HasPrefix(l, "locked") {
 		t.Fatalf("helper: %q", l)
 	}
-	k.kill()
+	k.Kill()
 	if got := run("recover"); got != "recovered" {
 		t.Errorf("C after the Go holder died: %q", got)
 	}

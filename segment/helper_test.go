@@ -8,14 +8,11 @@ package segment
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +20,7 @@ import (
 	"time"
 
 	"github.com/futexlab/robustlock"
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 const (
@@ -60,97 +58,24 @@ func TestMain(m *testing.M) {
 }
 
 // A child is a running helper process.
-type child struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	lines  chan string   // its stdout, line by line; closed at EOF
-	done   chan struct{} // closed once it has exited
-	err    error         // its exit status, valid after done
-	stderr bytes.Buffer
-}
+type child = proctest.Proc
 
 // spawn starts helper with extra environment variables; the test's cleanup
 // kills it if it is still running.
 func spawn(t *testing.T, helper string, env ...string) *child {
 	t.Helper()
-	c, err := start(helper, nil, env...)
+	c, err := start(t, helper, nil, env...)
 	if err != nil {
 		t.Fatalf("starting helper %s: %v", helper, err)
 	}
-	t.Cleanup(c.kill)
+	t.Cleanup(c.Kill)
 	return c
 }
 
-func start(helper string, attr *syscall.SysProcAttr, env ...string) (*child, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), helperEnv+"="+helper), env...)
+func start(t *testing.T, helper string, attr *syscall.SysProcAttr, env ...string) (*child, error) {
+	cmd := proctest.Command(helperEnv, helper, env...)
 	cmd.SysProcAttr = attr
-	c := &child{cmd: cmd, lines: make(chan string, 16), done: make(chan struct{})}
-	cmd.Stderr = &c.stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c.in = in
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.done
-}
-
-// send writes one line to the helper.
-func (c *child) send(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
-		t.Fatalf("writing to helper %d: %v", c.cmd.Process.Pid, err)
-	}
-}
-
-// expect returns the helper's next line, failing the test if none comes
-// before the deadline or the helper exits first.
-func (c *child) expect(t *testing.T, deadline time.Time) string {
-	t.Helper()
-	select {
-	case l, ok := <-c.lines:
-		if !ok {
-			<-c.done
-			t.Fatalf("helper %d exited (%v) without answering; stderr:\n%s", c.cmd.Process.Pid, c.err, c.stderr.String())
-		}
-		return l
-	case <-time.After(time.Until(deadline)):
-		t.Fatalf("helper %d did not answer in time", c.cmd.Process.Pid)
-	}
-	return ""
-}
-
-// wait waits for the helper to exit, failing the test if it takes too long.
-func (c *child) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case <-c.done:
-		return c.err
-	case <-time.After(patience):
-		t.Fatalf("helper %d did not exit in time", c.cmd.Process.Pid)
-	}
-	return nil
+	return proctest.Launch(t, helper, cmd)
 }
 
 // pattern is what the tests' Init callbacks write: never a zero byte, so

@@ -80,7 +80,7 @@ func TestOwnerDied(t *testing.T) {
 	s := mustOpen(t, "od", Dir(dir), Size(8), Init(fill("od")))
 	defer s.Close()
 	k := spawn(t, "hold", "SEG_DIR="+dir, "SEG_NAME=od", "SEG_MUTEX=0")
-	line := k.expect(t, time.Now().Add(patience))
+	line := k.NextBefore(time.Now().Add(patience))
 	tid, err := strconv.Atoi(strings.TrimPrefix(line, "locked "))
 	if err != nil {
 		t.Fatalf("helper: %q", line)
@@ -88,7 +88,7 @@ func TestOwnerDied(t *testing.T) {
 	if info, err := Stat("od", Dir(dir)); err != nil || info.Mutexes[0].Owner != tid {
 		t.Fatalf("Stat: %+v, %v; want owner %d", info.Mutexes, err, tid)
 	}
-	k.kill()
+	k.Kill()
 	if info, err := Stat("od", Dir(dir)); err != nil || !info.Mutexes[0].OwnerDied {
 		t.Fatalf("Stat after the kill: %+v, %v", info.Mutexes, err)
 	}
@@ -118,7 +118,7 @@ func TestCloseWhileBusy(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, "busy", Dir(dir), Size(8), Mutexes(1))
 	k := spawn(t, "hold", "SEG_DIR="+dir, "SEG_NAME=busy", "SEG_MUTEX=1")
-	if l := k.expect(t, time.Now().Add(patience)); !strings.HasPrefix(l, "locked") {
+	if l := k.NextBefore(time.Now().Add(patience)); !strings.HasPrefix(l, "locked") {
 		t.Fatalf("helper: %q", l)
 	}
 	m, _ := s.MutexN(1)
@@ -144,7 +144,7 @@ func TestCloseWhileBusy(t *testing.T) {
 	if err := s.Close(); !errors.Is(err, ErrInUse) {
 		t.Fatalf("Close while a thread sleeps in Lock: %v", err)
 	}
-	k.kill()
+	k.Kill()
 	select {
 	case err := <-got:
 		if !errors.Is(err, robustlock.ErrOwnerDied) {
@@ -499,17 +499,17 @@ func TestPIDNamespace(t *testing.T) {
 	s := mustOpen(t, "ns", Dir(dir), Size(1))
 	defer s.Close()
 	for _, allow := range []string{"", "1"} {
-		k, err := start("open", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID},
+		k, err := start(t, "open", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID},
 			"SEG_DIR="+dir, "SEG_NAME=ns", "SEG_ALLOW="+allow)
 		if err != nil {
 			t.Skipf("cannot start a process in a new PID namespace: %v", err)
 		}
-		t.Cleanup(k.kill)
-		got := k.expect(t, time.Now().Add(patience))
+		t.Cleanup(k.Kill)
+		got := k.NextBefore(time.Now().Add(patience))
 		want := map[string]string{"": "error pidns", "1": "ok 1"}[allow]
 		if got != want {
 			t.Errorf("allow=%q: helper said %q, want %q", allow, got, want)
 		}
-		k.wait(t)
+		k.Wait()
 	}
 }

@@ -58,12 +58,12 @@ func TestOpenRace(t *testing.T) {
 		for r := range rounds {
 			name := fmt.Sprintf("race-%d", r)
 			for _, k := range kids {
-				k.send(t, name)
+				k.Send(name)
 			}
 			creators, builders := 0, 0
 			var first string
 			for i, k := range kids {
-				f := strings.Fields(k.expect(t, deadline))
+				f := strings.Fields(k.NextBefore(deadline))
 				if len(f) != 5 || f[0] == "error" {
 					t.Fatalf("round %d, process %d: %v", r, i, f)
 				}
@@ -94,11 +94,11 @@ func TestOpenRace(t *testing.T) {
 			t.Error("no round had competing creators: the test did not race")
 		}
 		for _, k := range kids {
-			k.in.Close()
+			k.CloseStdin()
 		}
 		for i, k := range kids {
-			if err := k.wait(t); err != nil {
-				t.Errorf("process %d: %v\n%s", i, err, k.stderr.String())
+			if err := k.Wait(); err != nil {
+				t.Errorf("process %d: %v\n%s", i, err, k.Stderr())
 			}
 		}
 		if tmp := temporaries(t, dir); len(tmp) != 0 {
@@ -146,11 +146,11 @@ func TestKillInInit(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for l := range k.lines {
+					for l := range k.Lines() {
 						if l == "init" {
 							if rand.IntN(10) < 8 {
 								d := time.Duration(rand.IntN(2500)) * time.Microsecond
-								time.AfterFunc(d, func() { _ = k.cmd.Process.Kill() })
+								time.AfterFunc(d, func() { _ = k.Cmd.Process.Kill() })
 							}
 							continue
 						}
@@ -166,19 +166,19 @@ func TestKillInInit(t *testing.T) {
 			case <-finished:
 			case <-time.After(patience):
 				for _, k := range kids {
-					_ = k.cmd.Process.Kill()
+					_ = k.Cmd.Process.Kill()
 				}
 				t.Fatalf("round %d: helpers did not finish in time", r)
 			}
 			for i, k := range kids {
-				err := k.wait(t)
+				err := k.Wait()
 				switch {
 				case strings.HasPrefix(results[i], "ok"):
 					completed++
 				case err != nil && strings.Contains(err.Error(), "killed"):
 					killed++
 				default:
-					t.Fatalf("round %d, process %d: %q, %v\n%s", r, i, results[i], err, k.stderr.String())
+					t.Fatalf("round %d, process %d: %q, %v\n%s", r, i, results[i], err, k.Stderr())
 				}
 			}
 			// Whatever is published under the name is complete.

@@ -1,0 +1,9 @@
+// Package proctest owns the test-only scaffolding for tests that run real
+// helper processes: starting the test binary again as a named helper,
+// talking to a helper in lines over stdin and stdout with a watchdog on
+// every wait, and (on Linux) counting a process's threads asleep on shared
+// futexes.
+//
+// It is imported only by _test.go files, and it imports "testing": it must
+// never be imported by library code.
+package proctest
