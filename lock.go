@@ -285,6 +285,9 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
 	limit, spins := spinMin+min(est, spinMax), int32(0)
 	learn := func(slept bool) {
+		if spins > limit {
+			return // learnt already, when this call spun out
+		}
 		if slept {
 			est -= est/8 + 1
 		} else {
@@ -322,7 +325,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
 		}
 		assume = futex.Waiters
 		if w == nil {
-			futex.Wait(&c.lock, old|futex.Waiters)
+			futex.WaitBitset(&c.lock, old|futex.Waiters, plainBit, 0)
 			continue
 		}
 		if err := w.wait(old | futex.Waiters); err != nil {
@@ -353,8 +356,14 @@ func (m *Mutex) passWake(assume uint32) {
 	}
 }
 
-// waiterBits hands each LockContext waiter one of the 32 futex bitset bits,
-// so cancelling it wakes it (and the few sharing its bit), not every sleeper.
+// Sleepers wait with a futex bitset so that cancelling one LockContext
+// waiter wakes it and the few sharing its bit, not every sleeper. Lock's
+// sleepers use plainBit, LockContext's one of the other 31 bits, handed
+// out in turn. Unlock's FUTEX_WAKE and the kernel's death-time wake match
+// every bitset, so they reach all alike. (glibc's sleepers wait with all
+// bits set, so a cancel wakes them too; they re-check and sleep again.)
+const plainBit = 1 << 31
+
 var waiterBits atomic.Uint32
 
 // A waiter is one LockContext call's sleeping state. Cancellation runs
@@ -372,7 +381,7 @@ type waiter struct {
 }
 
 func newWaiter(ctx context.Context, word *uint32) *waiter {
-	w := &waiter{ctx: ctx, word: word, bit: 1 << (waiterBits.Add(1) % 32)}
+	w := &waiter{ctx: ctx, word: word, bit: 1 << (waiterBits.Add(1) % 31)}
 	if d, ok := ctx.Deadline(); ok {
 		w.deadline = futex.Deadline(d)
 		if w.deadline <= 0 {

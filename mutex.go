@@ -15,6 +15,12 @@ import (
 // uses it, at an 8-byte-aligned address (see At), and be initialised once,
 // by Init or by a C program's pthread_mutex_init with the robust attribute,
 // before anyone uses it. A Mutex must not be copied or moved while in use.
+//
+// While a thread holds it, the kernel keeps the Mutex's address (on that
+// thread's robust list) and writes to it if the thread dies, so it must
+// not live in memory the Go runtime manages and may free or move: not in a
+// Go-allocated slice or variable, and not unmapped while held (segment's
+// Close refuses to).
 type Mutex struct {
 	_ [Size / 8]uint64
 }

@@ -532,3 +532,28 @@ func TestGivingUpWaitersNeverStrandOthers(t *testing.T) {
 	}
 	close(stop)
 }
+
+// TestLockContextFarDeadline: a deadline centuries away must not overflow
+// into "already past"; the waiter sleeps until its context is cancelled.
+func TestLockContextFarDeadline(t *testing.T) {
+	_, _, m := shared(t)
+	if err := m.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unlock()
+	for _, d := range []time.Time{time.Unix(1<<40, 0), time.Now().Add(1<<63 - 1)} {
+		ctx, cancel := context.WithDeadline(context.Background(), d)
+		res := make(chan error)
+		go func() { res <- m.LockContext(ctx) }()
+		select {
+		case err := <-res:
+			cancel()
+			t.Fatalf("deadline %v: LockContext returned %v at once", d, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		cancel()
+		if err := <-res; err != context.Canceled {
+			t.Fatalf("deadline %v: after cancel, LockContext = %v, want context.Canceled", d, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package futex
 
 import (
+	"math"
 	"syscall"
 	"time"
 	"unsafe"
@@ -85,9 +86,15 @@ func Now() int64 {
 
 // Deadline converts a wall-clock deadline (as from context.Context) to the
 // monotonic nanoseconds WaitUntil takes. The conversion is made once, at
-// the start of a wait, from the time still remaining.
+// the start of a wait, from the time still remaining. A deadline too far
+// away to represent (centuries) saturates at the largest time, which no
+// wait reaches.
 func Deadline(t time.Time) int64 {
-	return Now() + int64(time.Until(t))
+	now, rem := Now(), int64(time.Until(t))
+	if rem > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + rem
 }
 
 func errnoErr(e syscall.Errno) error {

@@ -3,6 +3,7 @@
 package futex
 
 import (
+	"math"
 	"syscall"
 	"time"
 )
@@ -34,5 +35,11 @@ func Now() int64 { return int64(time.Since(start)) }
 
 var start = time.Now()
 
-// Deadline converts a wall-clock deadline to Now's scale.
-func Deadline(t time.Time) int64 { return Now() + int64(time.Until(t)) }
+// Deadline converts a wall-clock deadline to Now's scale, saturating.
+func Deadline(t time.Time) int64 {
+	now, rem := Now(), int64(time.Until(t))
+	if rem > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + rem
+}

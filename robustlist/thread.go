@@ -313,6 +313,7 @@ func mapRecords(n uint32) (uintptr, error) {
 // PendingIn reports whether any live thread of this process has a robust
 // operation in progress (list_op_pending set) on an entry inside [lo, hi).
 // It reads only this process's records and the pending words they name.
+// The answer is advisory: a thread may start an operation just after.
 func PendingIn(lo, hi uintptr) bool {
 	for i := range chunks {
 		c := chunks[i].Load()
@@ -321,10 +322,15 @@ func PendingIn(lo, hi uintptr) bool {
 		}
 		for j := uintptr(0); j < chunkLen; j++ {
 			r := (*record)(ptr(c + j*recordSize))
-			if r.tid == 0 || atomic.LoadUintptr(&r.sentinel[0]) != uintptr(r.tid) {
+			tid := uintptr(r.tid)
+			if tid == 0 || atomic.LoadUintptr(&r.sentinel[0]) != tid {
 				continue
 			}
-			if p := pendingOf(r); p >= lo && p < hi {
+			p := pendingOf(r)
+			// A registration of a reused TID rewrites the record: it
+			// clears the sentinel first and sets it last, so an unchanged
+			// sentinel means p was read from one consistent record.
+			if atomic.LoadUintptr(&r.sentinel[0]) == tid && p >= lo && p < hi {
 				return true
 			}
 		}
