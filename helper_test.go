@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
 	"github.com/futexlab/robustlock/internal/proctest"
@@ -42,7 +39,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "unknown helper", name)
 			os.Exit(3)
 		}
-		mem, err := mapFile(os.Getenv("ROBUSTLOCK_TEST_FILE"))
+		mem, err := proctest.MapFile(os.Getenv("ROBUSTLOCK_TEST_FILE"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
@@ -58,30 +55,13 @@ const shmSize = 1 << 16
 // initialised mutex at offset 0, and returns its path, memory and mutex.
 func shared(t testing.TB) (string, []byte, *robustlock.Mutex) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "shm")
-	if err := os.WriteFile(path, make([]byte, shmSize), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := mapFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Munmap(mem) })
+	path, mem := proctest.SharedFile(t, "shm", shmSize)
 	m, err := robustlock.At(mem, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Init()
 	return path, mem, m
-}
-
-func mapFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return unix.Mmap(int(f.Fd()), 0, shmSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
 // helper is a running helper process.

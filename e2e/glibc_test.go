@@ -16,8 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/futexlab/robustlock"
 	"github.com/futexlab/robustlock/segment"
 
@@ -92,15 +90,7 @@ var setups = []struct {
 // counter at 64; nobody has initialised the mutex.
 func rawFixture(t testing.TB) fixture {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "mutex")
-	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := mapFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Munmap(mem) })
+	path, mem := proctest.SharedFile(t, "mutex", 4096)
 	m, err := robustlock.At(mem, 0)
 	if err != nil {
 		t.Fatal(err)

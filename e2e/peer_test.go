@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
+	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/segment"
 )
 
@@ -82,7 +83,7 @@ func openTarget(args []string) (*robustlock.Mutex, *int64, error) {
 	var err error
 	switch args[0] {
 	case "raw":
-		mem, err := mapFile(args[1])
+		mem, err := proctest.MapFile(args[1])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -107,20 +108,6 @@ func openTarget(args []string) (*robustlock.Mutex, *int64, error) {
 		return nil, nil, err
 	}
 	return m, (*int64)(unsafe.Pointer(&seg.Data()[0])), nil
-}
-
-// mapFile maps a whole file MAP_SHARED.
-func mapFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
 func goPeer() int {
