@@ -4,7 +4,7 @@ import (
 	"errors"
 	"syscall"
 
-	"github.com/futexlab/robustlock/robustlist"
+	"github.com/futexlab/robustlock/internal/robustlist"
 )
 
 // Error is a robustlock error that is errors.Is-equal to the errno a

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/futexlab/robustlock/futex"
-	"github.com/futexlab/robustlock/robustlist"
+	"github.com/futexlab/robustlock/internal/futex"
+	"github.com/futexlab/robustlock/internal/robustlist"
 )
 
 // HeldHere reports whether a thread of the calling process holds m. It

@@ -50,9 +50,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/futexlab/robustlock/futex"
 	"github.com/futexlab/robustlock/internal/atomicx"
-	"github.com/futexlab/robustlock/robustlist"
+	"github.com/futexlab/robustlock/internal/futex"
+	"github.com/futexlab/robustlock/internal/robustlist"
 )
 
 // Spin bounds, in polls of the word with a pause between them: spinMin

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/futexlab/robustlock/futex"
 	"github.com/futexlab/robustlock/internal/atomicx"
+	"github.com/futexlab/robustlock/internal/futex"
 )
 
 // Mutex is a robust, process-shared mutex with glibc's pthread_mutex_t

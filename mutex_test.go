@@ -17,7 +17,7 @@ import (
 
 	"github.com/futexlab/robustlock"
 	"github.com/futexlab/robustlock/internal/proctest"
-	"github.com/futexlab/robustlock/robustlist"
+	"github.com/futexlab/robustlock/internal/robustlist"
 )
 
 // word reads the glibc field at byte offset off of the mutex at mem[0:].

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
-	"github.com/futexlab/robustlock/futex"
 	"github.com/futexlab/robustlock/internal/atomicx"
+	"github.com/futexlab/robustlock/internal/futex"
 )
 
 // The shared file every process of a run maps: control words, the locks

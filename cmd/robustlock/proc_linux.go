@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -62,4 +63,24 @@ func ownPIDNamespace() uint64 {
 		return st.Ino
 	}
 	return 0
+}
+
+// userName returns the login name of uid from /etc/passwd, or "" if it has
+// none. It reads the file itself rather than through os/user, whose libc
+// path would make this binary link cgo; NSS sources other than the file
+// (LDAP, systemd-userdb) are not consulted, and ls then shows the number.
+func userName(uid int) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	want := strconv.Itoa(uid)
+	for _, line := range strings.Split(string(b), "\n") {
+		// name:password:uid:gid:gecos:home:shell
+		f := strings.SplitN(line, ":", 4)
+		if len(f) == 4 && f[2] == want && f[0] != "" && !strings.HasPrefix(f[0], "#") {
+			return f[0]
+		}
+	}
+	return ""
 }

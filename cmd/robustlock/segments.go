@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -241,9 +240,7 @@ func report(info segment.Info, now time.Time, ownNS uint64) segmentReport {
 		AgeSeconds:  now.Sub(h.Created).Seconds(),
 		PIDNS:       h.PIDNamespace,
 	}
-	if u, err := user.LookupId(strconv.Itoa(info.UID)); err == nil {
-		r.User = u.Username
-	}
+	r.User = userName(info.UID)
 	other := false
 	if h.PIDNamespace != 0 && ownNS != 0 {
 		same := h.PIDNamespace == ownNS

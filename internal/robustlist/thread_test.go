@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
-	"github.com/futexlab/robustlock/robustlist"
+	"github.com/futexlab/robustlock/internal/robustlist"
 )
 
 func init() {

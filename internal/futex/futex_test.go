@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/futexlab/robustlock/futex"
+	"github.com/futexlab/robustlock/internal/futex"
 )
 
 // shared returns a word in a MAP_SHARED page, as robust words live.
