@@ -9,28 +9,32 @@ import (
 	"path/filepath"
 )
 
-// benchCommand is the comparison suite's own command. It lives in the bench
-// module (cgo, chart libraries), so this static, pure-Go binary never links
-// it; runBench executes it instead.
-const benchCommand = "robustlock-bench"
-
-// runBench runs robustlock-bench with the arguments after "bench": the copy
-// beside this executable if there is one, else the first on PATH. Without
-// one it says how to get it and returns exitFail.
+// runBench runs the comparison suite's own command, robustlock-bench. It
+// lives in the bench module (cgo, chart libraries), so this static, pure-Go
+// binary never links it.
 func runBench(args []string, stdout, stderr io.Writer) int {
+	return runCompanion("bench", "robustlock-bench", "bench", args, stdout, stderr)
+}
+
+// runCompanion runs the command name of the nested module dir (a module of
+// its own so that its dependencies never reach this binary or the library)
+// with args: the copy beside this executable if there is one, else the first
+// on PATH. Without one it says how to get it and returns exitFail. sub is
+// the subcommand of robustlock that stands for it, for messages.
+func runCompanion(sub, name, dir string, args []string, stdout, stderr io.Writer) int {
 	path := ""
 	if exe, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(exe), benchCommand); isExecutable(p) {
+		if p := filepath.Join(filepath.Dir(exe), name); isExecutable(p) {
 			path = p
 		}
 	}
 	if path == "" {
-		p, err := exec.LookPath(benchCommand)
+		p, err := exec.LookPath(name)
 		if err != nil {
-			return failf(stderr, exitFail, "bench: %s is not installed; run the suite from the bench module:\n"+
-				"\tcd bench && go run ./cmd/%s %s\n"+
-				"or install it: go install github.com/futexlab/robustlock/bench/cmd/%s@latest",
-				benchCommand, benchCommand, shellJoin(args), benchCommand)
+			return failf(stderr, exitFail, "%s: %s is not installed; run it from its module:\n"+
+				"\tcd %s && go run ./cmd/%s %s\n"+
+				"or install it: go install github.com/futexlab/robustlock/%s/cmd/%s@latest",
+				sub, name, dir, name, shellJoin(args), dir, name)
 		}
 		path = p
 	}
@@ -41,7 +45,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &exit) && exit.ExitCode() >= 0 {
 			return exit.ExitCode()
 		}
-		return failf(stderr, exitFail, "bench: %v", err)
+		return failf(stderr, exitFail, "%s: %v", sub, err)
 	}
 	return exitOK
 }
