@@ -190,3 +190,17 @@ func init() {
 		return 0
 	}
 }
+
+// awaitWaiting waits until at least n goroutines of this process wait for
+// a Mutex (parked in its room or asleep in the kernel), failing the test
+// after the watchdog.
+func awaitWaiting(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(watchdog)
+	for robustlock.Waiting() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d goroutines waited for a lock within %v", n, watchdog)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

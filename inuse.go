@@ -24,14 +24,14 @@ func (m *Mutex) HeldHere() bool {
 }
 
 // Busy reports whether a thread of the calling process is in the middle of
-// locking or unlocking a mutex that lies in mem (with this package).
-// Unmapping mem then could let the kernel write through a stale pointer at
-// that thread's death. C code of the same process calling
+// locking or unlocking a mutex that lies in mem (with this package), or a
+// goroutine waits for one. Unmapping mem then could let the kernel write
+// through a stale pointer at that thread's death, or fault the waiter. C code of the same process calling
 // pthread_mutex_lock on mem is not seen.
 func Busy(mem []byte) bool {
 	if len(mem) == 0 {
 		return false
 	}
 	lo := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
-	return robustlist.PendingIn(lo, lo+uintptr(len(mem)))
+	return robustlist.PendingIn(lo, lo+uintptr(len(mem))) || waitingIn(lo, lo+uintptr(len(mem)))
 }

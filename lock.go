@@ -49,6 +49,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/futexlab/robustlock/internal/atomicx"
 	"github.com/futexlab/robustlock/internal/futex"
@@ -85,7 +87,7 @@ func (m *Mutex) Lock() error {
 	}
 	tid := t.TID()
 	t.SetPending(&c.next)
-	if atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
+	if hint.Load() == 0 && atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
 		if c.owner == ownerNotRecoverable {
 			return m.acquired(t, tid, 0) // releases and reports it
 		}
@@ -125,11 +127,23 @@ func (m *Mutex) Unlock() error {
 	c.owner = newOwner
 	c.nusers--
 	if atomic.SwapUint32(&c.lock, 0)&futex.Waiters != 0 {
-		futex.Wake(&c.lock, wake)
+		m.wakeSleepers(wake)
 	}
 	t.ClearPending()
+	local := t.LocalWaiters() // read after the swap: see wait.go
 	runtime.UnlockOSThread()
+	if local {
+		wakeRoom(uintptr(unsafe.Pointer(m)))
+	}
 	return nil
+}
+
+// wakeSleepers wakes n threads asleep in the kernel on m's word, which this
+// process has just released with WAITERS set, and counts it as pressure
+// from waiters elsewhere (wait.go).
+func (m *Mutex) wakeSleepers(n int) {
+	futex.Wake(&m.c().lock, n)
+	notePressure(uintptr(unsafe.Pointer(m)))
 }
 
 // TryLock acquires m if nobody holds it, without waiting. It returns nil or
@@ -189,12 +203,10 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 	}
 	c := m.c()
 	t.SetPending(&c.next)
-	if tid := t.TID(); atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
+	if tid := t.TID(); hint.Load() == 0 && atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
 		return m.acquired(t, tid, 0)
 	}
-	w := newWaiter(ctx, &c.lock)
-	defer w.done()
-	return m.lockSlow(t, w)
+	return m.lockSlow(t, ctx)
 }
 
 // MarkConsistent declares the data m guards repaired after ErrOwnerDied,
@@ -277,17 +289,17 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 	return nil
 }
 
-// lockSlow is the contended part of Lock and LockContext (w != nil).
-func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
+// lockSlow is the contended part of Lock and LockContext (ctx nil for
+// Lock). It is called pinned, with pending set. Phase 1 stays on this
+// thread: the relock check and a short spin. Phase 2 (wait) does not: it
+// waits as a goroutine, in the Mutex's room (wait.go).
+func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	c := m.c()
 	tid := t.TID()
-	var assume uint32
+	skip := hint.Load() != 0 && deferNow(uintptr(unsafe.Pointer(m)))
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
-	limit, spins := spinMin+min(est, spinMax), int32(0)
-	learn := func(slept bool) {
-		if spins > limit {
-			return // learnt already, when this call spun out
-		}
+	limit := spinMin + min(est, spinMax)
+	learn := func(spins int32, slept bool) {
 		if slept {
 			est -= est/8 + 1
 		} else {
@@ -295,43 +307,175 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, w *waiter) error {
 		}
 		atomic.StoreInt32(&c.spins, max(0, min(est, spinMax)))
 	}
-	for {
+	for spins := int32(0); ; {
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
 			return m.notRecoverable(t)
 		}
 		old := atomic.LoadUint32(&c.lock)
 		switch {
+		case old&futex.TIDMask == tid:
+			return m.fail(t, ErrDeadlock)
+		case skip:
 		case old&futex.TIDMask == 0:
-			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
-				if spins > 0 && assume == 0 {
-					learn(false)
+			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters) {
+				if spins > 0 {
+					learn(spins, false)
 				}
 				return m.acquired(t, tid, old)
 			}
 			continue
-		case old&futex.TIDMask == tid:
-			return m.fail(t, ErrDeadlock)
 		case spins < limit:
 			spins++
 			atomicx.Pause(1)
 			continue
+		default:
+			learn(spins, true)
 		}
-		if spins == limit {
-			learn(true)
-			spins++ // learn once per call
+		break
+	}
+	t.ClearPending()
+	runtime.UnlockOSThread()
+	return m.wait(ctx)
+}
+
+// wait is phase 2 of a contended acquire, unpinned: queue in the room,
+// then, as its delegate, take part in the cross-process protocol. It
+// returns as Lock would, pinned only when the lock was acquired.
+func (m *Mutex) wait(ctx context.Context) error {
+	r := enterRoom(uintptr(unsafe.Pointer(m)))
+	waitingNow.Add(1)
+	defer func() {
+		waitingNow.Add(-1)
+		exitRoom(r)
+	}()
+	if err := r.join(ctx); err != nil {
+		return err
+	}
+	err := m.delegate(r, ctx)
+	r.starving.Store(false)
+	r.leave()
+	return err
+}
+
+// delegate runs the lock loop for the room r, whose delegate the caller is
+// (wait.go has the state machine). It pins the goroutine only around each
+// attempt to take the word and keeps the pin when one succeeds.
+func (m *Mutex) delegate(r *room, ctx context.Context) error {
+	c := m.c()
+	addr := uintptr(unsafe.Pointer(m))
+	var assume uint32 // WAITERS once this goroutine has slept in the kernel
+	var fw *waiter    // LockContext's kernel sleep, made when first needed
+	defer func() {
+		if fw != nil {
+			fw.done()
 		}
+	}()
+	start, probe := futex.Now(), probeMin
+	for {
+		if ctx != nil && ctx.Err() != nil {
+			m.passWake(assume)
+			return ctx.Err()
+		}
+		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
+			futex.Wake(&c.lock, futex.WakeAll) // see notRecoverable
+			return ErrNotRecoverable
+		}
+		now := futex.Now()
+		if r.starving.Load() {
+			raiseHint(now + int64(2*probeMax))
+		} else if now-start > int64(starveAfter) {
+			r.starving.Store(true)
+			raiseHint(now + int64(2*probeMax))
+		}
+		old := atomic.LoadUint32(&c.lock)
+		holder := old & futex.TIDMask
+		if holder == 0 {
+			if !r.starving.Load() && hint.Load() != 0 && yielded(addr, now) {
+				if err := sleepCtx(ctx, yieldPoll); err != nil {
+					m.passWake(assume)
+					return err
+				}
+				continue // another process's waiter was woken: let it in
+			}
+			runtime.LockOSThread()
+			t, err := m.begin()
+			if err != nil {
+				return err
+			}
+			tid := t.TID()
+			t.SetPending(&c.next)
+			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
+				return m.acquired(t, tid, old)
+			}
+			t.ClearPending()
+			runtime.UnlockOSThread()
+			continue
+		}
+		if h := robustlist.Owner(holder); h != nil {
+			// Held by a thread of this process: wait in Go for its Unlock.
+			h.AddLocalWaiter(1)
+			var err error
+			if atomic.LoadUint32(&c.lock) == old {
+				err = r.park(ctx, probe)
+				probe = min(2*probe, probeMax)
+			}
+			h.AddLocalWaiter(-1)
+			if err != nil {
+				m.passWake(assume)
+				return err
+			}
+			continue
+		}
+		// Held elsewhere: another process, C code, or a thread that died
+		// and the kernel has yet to stamp. Sleep in the kernel.
+		endYield(addr)
 		if old&futex.Waiters == 0 && !atomic.CompareAndSwapUint32(&c.lock, old, old|futex.Waiters) {
 			continue
 		}
 		assume = futex.Waiters
-		if w == nil {
-			futex.WaitBitset(&c.lock, old|futex.Waiters, plainBit, 0)
-			continue
+		var err error
+		if ctx == nil {
+			err = waitFailed(futex.WaitBitset(&c.lock, old|futex.Waiters, plainBit, 0))
+		} else {
+			if fw == nil {
+				fw = newWaiter(ctx, &c.lock)
+			}
+			err = fw.wait(old | futex.Waiters)
 		}
-		if err := w.wait(old | futex.Waiters); err != nil {
+		if err != nil {
 			m.passWake(assume)
-			return m.fail(t, err)
+			return err
 		}
+	}
+}
+
+// waitFailed applies the error policy of every futex wait here: a wake,
+// EAGAIN (the word changed), EINTR and ETIMEDOUT are the loop's business
+// (nil); anything else (EPERM or ENOSYS from a seccomp filter, EFAULT from
+// memory that went away) is returned as a typed error instead of retried,
+// so a refused wait fails instead of spinning a CPU for ever.
+func waitFailed(err error) error {
+	switch err {
+	case nil, syscall.EAGAIN, syscall.EINTR, syscall.ETIMEDOUT:
+		return nil
+	}
+	errno, _ := err.(syscall.Errno)
+	return &Error{"futex wait failed: " + err.Error(), errno}
+}
+
+// sleepCtx sleeps for d or until ctx (nil: none) ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if ctx == nil {
+		time.Sleep(d)
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -413,7 +557,7 @@ func (w *waiter) wait(val uint32) error {
 	case err == syscall.ETIMEDOUT:
 		return context.DeadlineExceeded
 	}
-	return nil
+	return waitFailed(err)
 }
 
 // done ends the waiter: stops the AfterFunc, or lets a running one finish.

@@ -318,7 +318,10 @@ func TestNotRecoverableReachesEveryWaiter(t *testing.T) {
 		defer cancel()
 		report(m.LockContext(ctx))
 	}()
-	proctest.AwaitSleepers(t, 4, pids...)
+	// One of the two local waiters sleeps in the kernel (the room's
+	// delegate); the other waits as a parked goroutine.
+	proctest.AwaitSleepers(t, 3, pids...)
+	awaitWaiting(t, 2)
 	holder.kill()
 	results := map[string]int{}
 	for _, w := range waiters {
@@ -402,9 +405,11 @@ func TestUnlockWakesWaiter(t *testing.T) {
 		}
 		got <- err
 	}()
-	proctest.AwaitSleepers(t, 1, unix.Getpid())
-	if !m.State().Waiters {
-		t.Fatal("a sleeping waiter did not set WAITERS")
+	awaitWaiting(t, 1)
+	// The holder is a thread of this process: the waiter waits in Go, not
+	// in the kernel, and its wake costs the Unlock no system call.
+	if n := proctest.SharedFutexSleepers(unix.Getpid()); n != 0 {
+		t.Fatalf("%d threads asleep in the kernel for a lock held in this process", n)
 	}
 	m.Unlock()
 	if err := <-got; err != nil {
@@ -430,12 +435,12 @@ func TestLockContextCancelAndDeadline(t *testing.T) {
 		}
 		plain <- err
 	}()
-	proctest.AwaitSleepers(t, 1, unix.Getpid())
+	awaitWaiting(t, 1)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() { res <- m.LockContext(ctx) }()
-	proctest.AwaitSleepers(t, 2, unix.Getpid())
+	awaitWaiting(t, 2)
 	cancel()
 	select {
 	case err := <-res:

@@ -77,12 +77,14 @@ func WakeBitset(addr *uint32, n int, bits uint32) (int, error) {
 }
 
 // Now returns the current CLOCK_MONOTONIC time in nanoseconds, the clock
-// WaitUntil's deadline is measured on. It is served by the vDSO.
-func Now() int64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
+// WaitUntil's deadline is measured on. It is the runtime's own reading of
+// that clock (through the vDSO, no system call; x/sys's ClockGettime would
+// make one), the same clock time.Now's monotonic part and every other
+// process on the machine read, so it is this module's one clock.
+func Now() int64 { return nanotime() }
+
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
 
 // Deadline converts a wall-clock deadline (as from context.Context) to the
 // monotonic nanoseconds WaitUntil takes. The conversion is made once, at

@@ -59,3 +59,12 @@ func (t *Thread) Joined() bool { return false }
 
 // Registrations reports 0 off Linux.
 func (t *Thread) Registrations() uint64 { return 0 }
+
+// Owner returns nil off Linux.
+func Owner(tid uint32) *Thread { return nil }
+
+// AddLocalWaiter does nothing off Linux.
+func (t *Thread) AddLocalWaiter(delta int32) {}
+
+// LocalWaiters reports false off Linux.
+func (t *Thread) LocalWaiters() bool { return false }

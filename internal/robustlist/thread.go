@@ -85,10 +85,16 @@ type record struct {
 
 	tid        uint32
 	mode       uint32
-	insert     uintptr    // the sentinel's __next: new entries are linked after it
-	pendingAt  uintptr    // the list_op_pending word in use
-	registered uint64     // registrations of this record, for tests and inspection
-	_          [3]uintptr // to 128 bytes: the assembly multiplies by shifting
+	insert     uintptr // the sentinel's __next: new entries are linked after it
+	pendingAt  uintptr // the list_op_pending word in use
+	registered uint64  // registrations of this record, for tests and inspection
+
+	// localWaiters counts goroutines of this process waiting in Go (not in
+	// the kernel) for a lock this thread holds; Unlock tells them when it
+	// is non-zero. Read and written atomically, by any thread.
+	localWaiters atomic.Int32
+	_            int32
+	_            [2]uintptr // to 128 bytes: the assembly multiplies by shifting
 }
 
 const recordSize = unsafe.Sizeof(record{})
@@ -150,6 +156,33 @@ func lookupChunk(tid uint32) *Thread {
 	}
 	return (*Thread)(r)
 }
+
+// Owner returns the record of the live thread of this process whose TID is
+// tid, or nil if no thread of this process with that TID has registered
+// (a thread of another process, a dead thread, a thread that never locked).
+// Any goroutine may call it; the answer may be stale as soon as it returns,
+// so callers use it only as a hint that they re-check.
+func Owner(tid uint32) *Thread {
+	if tid == 0 || tid >= maxTID {
+		return nil
+	}
+	if tid >= flatLen.Load() {
+		return lookupChunk(tid)
+	}
+	r := (*record)(ptr(flat.Load() + uintptr(tid)*recordSize))
+	if atomic.LoadUintptr(&r.sentinel[0]) != uintptr(tid) {
+		return nil
+	}
+	return (*Thread)(r)
+}
+
+// AddLocalWaiter adds delta to the count of goroutines waiting in Go for a
+// lock this thread holds. Any thread may call it.
+func (t *Thread) AddLocalWaiter(delta int32) { t.localWaiters.Add(delta) }
+
+// LocalWaiters reports whether some goroutine of this process waits in Go
+// for a lock this thread holds.
+func (t *Thread) LocalWaiters() bool { return t.localWaiters.Load() != 0 }
 
 // TID returns the thread id the record was registered for.
 func (t *Thread) TID() uint32 { return t.tid }

@@ -1,0 +1,9 @@
+package robustlock
+
+// Test hooks into the process-local waiting of wait.go.
+
+// Waiting reports how many goroutines of this process wait for a Mutex.
+func Waiting() int { return int(waitingNow.Load()) }
+
+// RoomsInUse reports how many Mutex addresses have waiting state now.
+func RoomsInUse() int { return roomsInUse() }
