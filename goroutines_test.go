@@ -5,6 +5,7 @@ package robustlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -322,4 +323,69 @@ func TestRelockWithParkedWaiters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+func init() {
+	// churn: args[0] goroutines take the lock in a loop, each holding it
+	// for a little work, until killed.
+	helpers["churn"] = func(mem []byte, args []string) int {
+		m, _ := robustlock.At(mem, 0)
+		n, _ := strconv.Atoi(args[0])
+		var sink atomic.Int64
+		for range n {
+			go func() {
+				for {
+					if err := m.Lock(); err != nil {
+						fmt.Println("lock:", err)
+						os.Exit(1)
+					}
+					x := int64(0)
+					for i := range 200 {
+						x += int64(i) * x
+					}
+					sink.Add(x)
+					m.Unlock()
+				}
+			}()
+		}
+		fmt.Println("running")
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
+}
+
+// A process whose 50 goroutines keep the lock busy does not starve a lone
+// waiter in another process: the remote-pressure budget makes it yield.
+// The bound checked is only a hang detector (the watchdog); the waits seen
+// are logged.
+func TestLoneWaiterIsNotStarved(t *testing.T) {
+	path, _, m := shared(t)
+	busy := startHelper(t, path, "churn", "50")
+	busy.expect("running")
+	var worst time.Duration
+	done := make(chan error, 1)
+	const rounds = 20
+	go func() {
+		for range rounds {
+			start := time.Now()
+			if err := m.Lock(); err != nil {
+				done <- err
+				return
+			}
+			worst = max(worst, time.Since(start))
+			m.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(watchdog):
+		t.Fatalf("a lone waiter did not get the lock %d times within %v beside 50 busy goroutines of another process", rounds, watchdog)
+	}
+	t.Logf("lone waiter: longest wait %v over %d acquisitions", worst, rounds)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -419,12 +420,21 @@ func scenarioDeath(t *testing.T, f fixture, holderKind, death string) {
 		sleepers = append(sleepers, p)
 		pids = append(pids, p.Pid())
 	}
+	kernel := len(sleepers)
 	if other == "go" {
-		locals = append(locals, localLock(f.m, true))
+		// Three goroutines of this process: the room's delegate sleeps in
+		// the kernel beside the C peers, the other two are parked in Go.
+		for range 3 {
+			locals = append(locals, localLock(f.m, true))
+		}
 		pids = append(pids, os.Getpid())
+		kernel++
 	}
 	if death != "threaddie" {
-		proctest.AwaitSleepers(t, len(sleepers)+len(locals), pids...)
+		proctest.AwaitSleepers(t, kernel, pids...)
+		if other == "go" {
+			awaitParked(t, len(locals)-1)
+		}
 		holder.Send(death)
 		if err := holder.Wait(); death == "die" && err == nil {
 			t.Fatalf("holder exited normally after die")
@@ -597,4 +607,23 @@ func atoi(s string) int {
 		panic(fmt.Sprintf("not a number: %q", s))
 	}
 	return n
+}
+
+// awaitParked waits until at least n goroutines of this process are parked
+// in a Mutex's room (waiting in Go, not in the kernel), as their stacks
+// show, failing the test after the watchdog.
+func awaitParked(t *testing.T, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(proctest.Watchdog)
+	for {
+		k := runtime.Stack(buf, true)
+		if strings.Count(string(buf[:k]), "robustlock.(*room).join") >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d goroutines parked for the lock within %v", n, proctest.Watchdog)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
