@@ -371,6 +371,7 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 		}
 	}()
 	start, probe := futex.Now(), probeMin
+	var stale staleProbe
 	for {
 		if ctx != nil && ctx.Err() != nil {
 			m.passWake(assume)
@@ -426,21 +427,31 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 			}
 			continue
 		}
-		// Held elsewhere: another process, C code, or a thread that died
-		// and the kernel has yet to stamp. Sleep in the kernel.
+		// Held elsewhere: another process, C code, or a thread that is
+		// gone without the kernel marking its lock (stale.go). Sleep in
+		// the kernel until woken or until the holder's next probe.
 		endYield(addr)
+		if holder != stale.tid {
+			stale.watch(holder, now)
+		} else if now >= stale.next {
+			if err, ok := m.recoverStale(old, assume); ok {
+				return err
+			}
+			stale.backoff(now)
+			continue
+		}
 		if old&futex.Waiters == 0 && !atomic.CompareAndSwapUint32(&c.lock, old, old|futex.Waiters) {
 			continue
 		}
 		assume = futex.Waiters
 		var err error
 		if ctx == nil {
-			err = waitFailed(futex.WaitBitset(&c.lock, old|futex.Waiters, plainBit, 0))
+			err = waitFailed(futex.WaitBitset(&c.lock, old|futex.Waiters, plainBit, stale.next))
 		} else {
 			if fw == nil {
 				fw = newWaiter(ctx, &c.lock)
 			}
-			err = fw.wait(old | futex.Waiters)
+			err = fw.wait(old|futex.Waiters, stale.next)
 		}
 		if err != nil {
 			m.passWake(assume)
@@ -544,17 +555,22 @@ func (w *waiter) cancel() {
 	}
 }
 
-// wait sleeps while *w.word == val. It returns nil to retry, or the
+// wait sleeps while *w.word == val, at most until the monotonic time until
+// (0: no limit but the context's). It returns nil to retry, or the
 // context's error once the waiter must give up.
-func (w *waiter) wait(val uint32) error {
+func (w *waiter) wait(val uint32, until int64) error {
 	if w.cancelled.Load() {
 		return w.ctx.Err()
 	}
-	err := futex.WaitBitset(w.word, val, w.bit, w.deadline)
+	d := w.deadline
+	if until != 0 && (d == 0 || until < d) {
+		d = until
+	}
+	err := futex.WaitBitset(w.word, val, w.bit, d)
 	switch {
 	case w.cancelled.Load():
 		return w.ctx.Err()
-	case err == syscall.ETIMEDOUT:
+	case err == syscall.ETIMEDOUT && w.deadline != 0 && futex.Now() >= w.deadline:
 		return context.DeadlineExceeded
 	}
 	return waitFailed(err)

@@ -272,6 +272,15 @@ func Register() (*Thread, error) {
 		if _, _, e := unix.RawSyscall(unix.SYS_SET_ROBUST_LIST, self, headLen, 0); e != 0 {
 			return nil, fmt.Errorf("%w: set_robust_list: %v", ErrUnsupported, e)
 		}
+		// Read it back: a seccomp filter that fakes success (returns 0
+		// without running the call) would leave every lock of this
+		// thread silently not robust.
+		var got, gotLen uintptr
+		if _, _, e := unix.RawSyscall(unix.SYS_GET_ROBUST_LIST, 0,
+			uintptr(unsafe.Pointer(&got)), uintptr(unsafe.Pointer(&gotLen))); e != 0 || got != self || gotLen != headLen {
+			return nil, fmt.Errorf("%w: set_robust_list reported success but the kernel holds head %#x len %d (errno %v), not %#x",
+				ErrUnsupported, got, gotLen, e, self)
+		}
 	} else {
 		// joined: link the sentinel at the foreign head as glibc would.
 		if n != headLen || *(*int64)(ptr(head + 8)) != FutexOffset {

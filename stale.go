@@ -1,0 +1,108 @@
+package robustlock
+
+// Stale-owner recovery: a lock held by a thread that no longer exists,
+// which the kernel did not mark OWNER_DIED.
+//
+// The kernel marks a dying thread's locks by walking its robust list, and
+// it gives that up for good at the first entry it cannot read (a mutex in a
+// segment that was truncated or unmapped while held): every lock the thread
+// took before that one stays held by its TID. A thread other than the main
+// one that calls exec is worse off still: the kernel walks its list after
+// giving it the leader's PID, so none of its words match (protocol.md).
+// Waiters would sleep for ever. So a room's delegate asleep in the kernel
+// for a holder of another process probes it now and then (first after
+// staleFirst, doubling to staleMax; one kill(2) each, on the slow path
+// only): when no task with the word's TID exists in this PID namespace, it
+// takes the lock with one CAS from exactly the word it probed, as if the
+// kernel had marked it, and reports ErrOwnerDied with the lock held.
+//
+// Why a live owner is never robbed:
+//   - The probe says "gone" only on ESRCH: no task has that TID now. A TID
+//     that was reused by a new thread answers "alive" (or EPERM), and the
+//     lock then simply stays stuck, as it would have without this; never
+//     the other way round.
+//   - Between the probe and the CAS, the word can change only if someone
+//     releases or takes it, and then the CAS fails and the loop starts over.
+//     A thread given the dead TID cannot take it in between: the word
+//     already holds that TID, so its Lock sees "held by me" (ErrDeadlock),
+//     and glibc's sees the same and never writes the word.
+//   - PID namespaces: the TID is looked up in the caller's namespace, which
+//     is the holder's only if they share one. Segments refuse to be shared
+//     across PID namespaces (segment.ErrPIDNamespace); a Mutex placed with
+//     At in memory shared across namespaces must not be (README).
+//
+// A holder of this process is never probed this way: it is waited for in
+// Go, and a local thread that dies holding is found by the room's probe
+// timer after the kernel marks it (its own list is readable), and by this
+// same check otherwise (robustlist.Owner fails for a dead thread, so it is
+// treated as another process's).
+
+import (
+	"errors"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/futexlab/robustlock/internal/futex"
+)
+
+const (
+	staleFirst = 20 * time.Millisecond // the first probe of a new holder
+	staleMax   = time.Second           // probes back off to one a second
+)
+
+// staleProbe is a delegate's probing schedule for the holder it sleeps on.
+type staleProbe struct {
+	tid   uint32
+	every time.Duration
+	next  int64 // futex.Now of the next probe
+}
+
+func (p *staleProbe) watch(tid uint32, now int64) {
+	p.tid, p.every = tid, staleFirst
+	p.next = now + int64(p.every)
+}
+
+func (p *staleProbe) backoff(now int64) {
+	p.every = min(2*p.every, staleMax)
+	p.next = now + int64(p.every)
+}
+
+// taskGone reports whether no task with this TID exists in the caller's
+// PID namespace. kill(2) with signal 0 accepts any thread's id, not just a
+// process's, and sends nothing.
+func taskGone(tid uint32) bool {
+	return errors.Is(unix.Kill(int(tid), 0), syscall.ESRCH)
+}
+
+// recoverStale takes m from a holder that no longer exists, if the word is
+// still old and the holder is gone: ok reports that it decided (err is then
+// what Lock returns: ErrOwnerDied with the lock held, or an error of
+// begin); !ok means the holder lives or the word moved on.
+func (m *Mutex) recoverStale(old, assume uint32) (err error, ok bool) {
+	c := m.c()
+	holder := old & futex.TIDMask
+	if holder == 0 || !taskGone(holder) {
+		return nil, false
+	}
+	runtime.LockOSThread()
+	t, err := m.begin()
+	if err != nil {
+		return err, true
+	}
+	tid := t.TID()
+	t.SetPending(&c.next)
+	if !atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
+		t.ClearPending()
+		runtime.UnlockOSThread()
+		return nil, false
+	}
+	staleRecoveries.Add(1)
+	return m.acquired(t, tid, old|futex.OwnerDied), true
+}
+
+// staleRecoveries counts locks taken from a vanished holder, for tests.
+var staleRecoveries atomic.Int64
