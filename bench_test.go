@@ -14,3 +14,16 @@ func BenchmarkLockUnlock(b *testing.B) {
 		m.Unlock()
 	}
 }
+
+// BenchmarkLockUnlockGuarded is the same pair through Guarded, which turns
+// a memory fault into ErrFault: compare with BenchmarkLockUnlock in the
+// same run for the guard's cost.
+func BenchmarkLockUnlockGuarded(b *testing.B) {
+	_, _, m := shared(b)
+	g := m.Guarded()
+	b.ReportAllocs()
+	for b.Loop() {
+		g.Lock()
+		g.Unlock()
+	}
+}

@@ -79,14 +79,17 @@ func (m *Mutex) Lock() error {
 	runtime.LockOSThread()
 	c := m.c()
 	t := robustlist.LookupFast()
-	if t == nil || !supportedKind(atomic.LoadInt32(&c.kind)) {
+	if t == nil {
 		var err error
 		if t, err = m.begin(); err != nil {
 			return err
 		}
 	}
+	t.SetPending(m.entry()) // before m's memory is first touched: see guard.go
+	if !supportedKind(atomic.LoadInt32(&c.kind)) {
+		return m.fail(t, ErrKind)
+	}
 	tid := t.TID()
-	t.SetPending(&c.next)
 	if hint.Load() == 0 && atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
 		if c.owner == ownerNotRecoverable {
 			return m.acquired(t, tid, 0) // releases and reports it
@@ -161,7 +164,6 @@ func (m *Mutex) TryLock() error {
 	}
 	c := m.c()
 	tid := t.TID()
-	t.SetPending(&c.next)
 	for {
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
 			return m.notRecoverable(t)
@@ -202,7 +204,6 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 		return err
 	}
 	c := m.c()
-	t.SetPending(&c.next)
 	if tid := t.TID(); hint.Load() == 0 && atomic.CompareAndSwapUint32(&c.lock, 0, tid) {
 		return m.acquired(t, tid, 0)
 	}
@@ -229,8 +230,8 @@ func (m *Mutex) MarkConsistent() error {
 }
 
 // begin is the slow start of an acquire, on a pinned thread: register the
-// thread if needed and check the platform and the kind. On error the pin
-// is released.
+// thread if needed, set pending to m, and check the platform and the kind.
+// On error pending is cleared and the pin released.
 func (m *Mutex) begin() (*robustlist.Thread, error) {
 	if !supportedPlatform {
 		runtime.UnlockOSThread()
@@ -241,9 +242,9 @@ func (m *Mutex) begin() (*robustlist.Thread, error) {
 		runtime.UnlockOSThread()
 		return nil, unsupported(err)
 	}
+	t.SetPending(m.entry()) // before m's memory is first touched: see guard.go
 	if !supportedKind(atomic.LoadInt32(&m.c().kind)) {
-		runtime.UnlockOSThread()
-		return nil, ErrKind
+		return nil, m.fail(t, ErrKind)
 	}
 	return t, nil
 }
@@ -290,13 +291,25 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 }
 
 // lockSlow is the contended part of Lock and LockContext (ctx nil for
-// Lock). It is called pinned, with pending set. Phase 1 stays on this
-// thread: the relock check and a short spin. Phase 2 (wait) does not: it
+// Lock). It is called pinned, with pending set. Phase 1 spins briefly on
+// the word, pinned only for each attempt to take it (a goroutine pinned
+// while it spins or blocks would hold its thread if the scheduler preempted
+// it: with 100,000 lockers that is thousands of threads). Phase 2 (wait)
 // waits as a goroutine, in the Mutex's room (wait.go).
 func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	c := m.c()
 	tid := t.TID()
-	skip := hint.Load() != 0 && deferNow(uintptr(unsafe.Pointer(m)))
+	if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
+		return m.notRecoverable(t)
+	}
+	if atomic.LoadUint32(&c.lock)&futex.TIDMask == tid {
+		return m.fail(t, ErrDeadlock) // pinned, so tid is still this goroutine's
+	}
+	t.ClearPending()
+	runtime.UnlockOSThread()
+	if hint.Load() != 0 && deferNow(uintptr(unsafe.Pointer(m))) {
+		return m.wait(ctx) // starving or yielded: queue at once
+	}
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
 	limit := spinMin + min(est, spinMax)
 	learn := func(spins int32, slept bool) {
@@ -307,34 +320,29 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 		}
 		atomic.StoreInt32(&c.spins, max(0, min(est, spinMax)))
 	}
-	for spins := int32(0); ; {
-		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
-			return m.notRecoverable(t)
-		}
+	for spins := int32(0); spins < limit; spins++ {
+		atomicx.Pause(1)
 		old := atomic.LoadUint32(&c.lock)
-		switch {
-		case old&futex.TIDMask == tid:
-			return m.fail(t, ErrDeadlock)
-		case skip:
-		case old&futex.TIDMask == 0:
-			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters) {
-				if spins > 0 {
-					learn(spins, false)
-				}
-				return m.acquired(t, tid, old)
-			}
+		if old&futex.TIDMask != 0 {
 			continue
-		case spins < limit:
-			spins++
-			atomicx.Pause(1)
-			continue
-		default:
-			learn(spins, true)
 		}
-		break
+		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
+			break // the room's delegate reports it, and wakes everyone
+		}
+		runtime.LockOSThread()
+		t, err := m.begin()
+		if err != nil {
+			return err
+		}
+		tid := t.TID()
+		if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters) {
+			learn(spins, false)
+			return m.acquired(t, tid, old)
+		}
+		t.ClearPending()
+		runtime.UnlockOSThread()
 	}
-	t.ClearPending()
-	runtime.UnlockOSThread()
+	learn(limit, true)
 	return m.wait(ctx)
 }
 
@@ -351,10 +359,11 @@ func (m *Mutex) wait(ctx context.Context) error {
 	if err := r.join(ctx); err != nil {
 		return err
 	}
-	err := m.delegate(r, ctx)
-	r.starving.Store(false)
-	r.leave()
-	return err
+	defer func() { // deferred: a Guarded call's fault must not strand the room
+		r.starving.Store(false)
+		r.leave()
+	}()
+	return m.delegate(r, ctx)
 }
 
 // delegate runs the lock loop for the room r, whose delegate the caller is
@@ -404,7 +413,6 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 				return err
 			}
 			tid := t.TID()
-			t.SetPending(&c.next)
 			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
 				return m.acquired(t, tid, old)
 			}

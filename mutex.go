@@ -28,6 +28,13 @@ type Mutex struct {
 // c views m as glibc's fields.
 func (m *Mutex) c() *core { return (*core)(unsafe.Pointer(m)) }
 
+// entry is &m.c().next, the robust list entry, computed without the nil
+// check &c.next would compile to: that check loads from m, and guard.go
+// needs pending set before m's memory is first read.
+func (m *Mutex) entry() *uintptr {
+	return (*uintptr)(unsafe.Add(unsafe.Pointer(m), unsafe.Offsetof(core{}.next)))
+}
+
 // At returns the Mutex at mem[off:], after checking that all Size bytes lie
 // inside mem and that the address is 8-byte aligned. mem is normally a
 // MAP_SHARED mapping; the Mutex is valid while the mapping is.

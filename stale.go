@@ -94,7 +94,6 @@ func (m *Mutex) recoverStale(old, assume uint32) (err error, ok bool) {
 		return err, true
 	}
 	tid := t.TID()
-	t.SetPending(&c.next)
 	if !atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters|assume) {
 		t.ClearPending()
 		runtime.UnlockOSThread()

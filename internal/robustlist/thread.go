@@ -219,6 +219,57 @@ func (t *Thread) Dequeue(entry *uintptr) {
 	*entry = 0
 }
 
+// Pending returns the entry SetPending recorded, 0 if none.
+func (t *Thread) Pending() uintptr { return *(*uintptr)(ptr(t.pendingAt)) }
+
+// Unlink removes entry from the thread's list without reading or writing
+// the entry itself (its memory may be gone: a segment truncated under a
+// held lock), and reports whether it was there. Its neighbours are found
+// by walking the list both ways, at most listLimit entries each, through
+// the neighbours' own links only.
+func (t *Thread) Unlink(entry uintptr) bool {
+	head := t.insert // the sentinel's __next: every entry of ours is after it
+	pred := head
+	for range listLimit {
+		next := *(*uintptr)(ptr(pred)) &^ 1
+		if next == entry {
+			break
+		}
+		if next == 0 || next == t.listHead() {
+			return false // round the list: not there
+		}
+		pred = next
+	}
+	if *(*uintptr)(ptr(pred)) &^ 1 != entry {
+		return false
+	}
+	// The successor is the entry (or the head) whose __prev is entry:
+	// walk back from the head's __prev.
+	succ := t.listHead()
+	for i, e := 0, *prevOf((*uintptr)(ptr(succ))); e != entry; i++ {
+		if e == 0 || e == pred || i == listLimit {
+			return false // inconsistent links: leave the list alone
+		}
+		succ = e
+		e = *prevOf((*uintptr)(ptr(succ)))
+	}
+	*(*uintptr)(ptr(pred)) = succ
+	*prevOf((*uintptr)(ptr(succ))) = pred
+	return true
+}
+
+// listHead is the address of the list field of the head the kernel
+// walks (this package's or glibc's): the walk's start and end.
+func (t *Thread) listHead() uintptr {
+	if t.mode == modeJoin {
+		return t.pendingAt - 16
+	}
+	return uintptr(unsafe.Pointer(&t.list))
+}
+
+// listLimit is the kernel's ROBUST_LIST_LIMIT: it walks no further.
+const listLimit = 2048
+
 // Joined reports whether the thread's list is one it already had (glibc's)
 // rather than one this package registered.
 func (t *Thread) Joined() bool { return t.mode == modeJoin }
