@@ -240,7 +240,7 @@ func (t *Thread) Unlink(entry uintptr) bool {
 		}
 		pred = next
 	}
-	if *(*uintptr)(ptr(pred)) &^ 1 != entry {
+	if *(*uintptr)(ptr(pred))&^1 != entry {
 		return false
 	}
 	// The successor is the entry (or the head) whose __prev is entry:
