@@ -7,3 +7,7 @@ func Waiting() int { return int(waitingNow.Load()) }
 
 // RoomsInUse reports how many Mutex addresses have waiting state now.
 func RoomsInUse() int { return roomsInUse() }
+
+// StaleWakes counts the exit watches (pidfds) that woke a stale lock's
+// waiter.
+func StaleWakes() int64 { return staleWakes.Load() }

@@ -381,6 +381,7 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 	}()
 	start, probe := futex.Now(), probeMin
 	var stale staleProbe
+	defer stale.stop()
 	for {
 		if ctx != nil && ctx.Err() != nil {
 			m.passWake(assume)
@@ -441,11 +442,11 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 		endYield(addr)
 		if holder != stale.tid {
 			stale.watch(holder, now)
-		} else if now >= stale.next {
-			if err, ok := m.recoverStale(old, assume); ok {
+		} else if stale.due(now) {
+			if err, ok := m.recoverStale(old, assume, stale.exited()); ok {
 				return err
 			}
-			stale.backoff(now)
+			stale.backoff(now, &c.lock)
 			continue
 		}
 		if old&futex.Waiters == 0 && !atomic.CompareAndSwapUint32(&c.lock, old, old|futex.Waiters) {

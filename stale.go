@@ -12,7 +12,9 @@ package robustlock
 // Waiters would sleep for ever. So a room's delegate asleep in the kernel
 // for a holder of another process probes it now and then (first after
 // staleFirst, doubling to staleMax; one kill(2) each, on the slow path
-// only): when no task with the word's TID exists in this PID namespace, it
+// only). After the first probe it also watches the holder's exit through a
+// pidfd (Linux 6.9+, PIDFD_THREAD), which wakes it the moment the thread is
+// gone; short waits, the common case, never pay for the pidfd. When no task with the word's TID exists in this PID namespace, it
 // takes the lock with one CAS from exactly the word it probed, as if the
 // kernel had marked it, and reports ErrOwnerDied with the lock held.
 //
@@ -54,38 +56,64 @@ const (
 	staleMax   = time.Second           // probes back off to one a second
 )
 
-// staleProbe is a delegate's probing schedule for the holder it sleeps on.
+// staleProbe is a delegate's probing schedule for the holder it sleeps on,
+// and, once the holder has held on for a first probe, the watch on its
+// exit that makes later probes wait for nothing (stale_linux.go).
 type staleProbe struct {
 	tid   uint32
 	every time.Duration
 	next  int64 // futex.Now of the next probe
+	exit  *exitWatch
 }
 
 func (p *staleProbe) watch(tid uint32, now int64) {
+	p.stop()
 	p.tid, p.every = tid, staleFirst
 	p.next = now + int64(p.every)
 }
 
-func (p *staleProbe) backoff(now int64) {
+// backoff schedules the next probe after one found the holder alive, and
+// starts watching its exit.
+func (p *staleProbe) backoff(now int64, word *uint32) {
 	p.every = min(2*p.every, staleMax)
 	p.next = now + int64(p.every)
+	if p.exit == nil {
+		p.exit = watchExit(p.tid, word)
+	}
 }
 
-// taskGone reports whether no task with this TID exists in the caller's
-// PID namespace. kill(2) with signal 0 accepts any thread's id, not just a
-// process's, and sends nothing.
+// due reports whether it is time to probe the holder.
+func (p *staleProbe) due(now int64) bool { return now >= p.next || p.exit.exited() }
+
+// exited reports whether the exit watch saw the holder exit.
+func (p *staleProbe) exited() bool { return p.exit.exited() }
+
+func (p *staleProbe) stop() {
+	p.exit.stop()
+	p.exit = nil
+}
+
+// taskGone reports whether the task with this TID in the caller's PID
+// namespace has exited: kill(2) with signal 0 (which accepts any thread's
+// id and sends nothing) finds none, or /proc shows a zombie, whose robust
+// list the kernel has already walked (a killed process is one until its
+// parent reaps it).
 func taskGone(tid uint32) bool {
-	return errors.Is(unix.Kill(int(tid), 0), syscall.ESRCH)
+	if errors.Is(unix.Kill(int(tid), 0), syscall.ESRCH) {
+		return true
+	}
+	return zombie(tid)
 }
 
 // recoverStale takes m from a holder that no longer exists, if the word is
-// still old and the holder is gone: ok reports that it decided (err is then
+// still old and the holder is gone (exited: its exit watch fired, which
+// names that very thread, whatever its TID has become since): ok reports that it decided (err is then
 // what Lock returns: ErrOwnerDied with the lock held, or an error of
 // begin); !ok means the holder lives or the word moved on.
-func (m *Mutex) recoverStale(old, assume uint32) (err error, ok bool) {
+func (m *Mutex) recoverStale(old, assume uint32, exited bool) (err error, ok bool) {
 	c := m.c()
 	holder := old & futex.TIDMask
-	if holder == 0 || !taskGone(holder) {
+	if holder == 0 || !exited && !taskGone(holder) {
 		return nil, false
 	}
 	runtime.LockOSThread()
@@ -103,5 +131,6 @@ func (m *Mutex) recoverStale(old, assume uint32) (err error, ok bool) {
 	return m.acquired(t, tid, old|futex.OwnerDied), true
 }
 
-// staleRecoveries counts locks taken from a vanished holder, for tests.
-var staleRecoveries atomic.Int64
+// staleRecoveries counts locks taken from a vanished holder, and
+// staleWakes exit watches that fired, for tests.
+var staleRecoveries, staleWakes atomic.Int64

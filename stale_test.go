@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/futexlab/robustlock"
 	"github.com/futexlab/robustlock/internal/proctest"
 )
@@ -108,6 +110,43 @@ func TestStaleProbeSparesLiveOwner(t *testing.T) {
 	h.kill()
 	if err := m.Lock(); !errors.Is(err, robustlock.ErrOwnerDied) {
 		t.Fatalf("Lock after the holder's death = %v, want ErrOwnerDied", err)
+	}
+	m.MarkConsistent()
+	m.Unlock()
+}
+
+// The same, with the waiter asleep before the holder dies: after its first
+// probe it watches the holder's exit through a pidfd, which wakes it the
+// moment the thread is gone (Linux 6.9+; older kernels rely on the probe).
+func TestStaleOwnerFoundByExitWatch(t *testing.T) {
+	fd, err := unix.PidfdOpen(unix.Gettid(), unix.PIDFD_THREAD)
+	if err != nil {
+		t.Skipf("pidfd_open(PIDFD_THREAD): %v: this kernel has no thread pidfds, the probe alone serves", err)
+	}
+	unix.Close(fd)
+	path, _, m := shared(t)
+	otherPath, _, other := shared(t)
+	other.Init()
+	h := startHelper(t, path, "holdtwo", otherPath)
+	h.expect("locked")
+	before := robustlock.StaleWakes()
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), watchdog)
+		defer cancel()
+		got <- m.LockContext(ctx)
+	}()
+	awaitWaiting(t, 1)
+	time.Sleep(100 * time.Millisecond) // past the first probe: the watch is armed
+	if err := os.Truncate(otherPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.kill()
+	if err := <-got; !errors.Is(err, robustlock.ErrOwnerDied) {
+		t.Fatalf("waiter: %v, want ErrOwnerDied", err)
+	}
+	if robustlock.StaleWakes() == before {
+		t.Fatal("the stale lock was recovered, but not through the holder's exit watch")
 	}
 	m.MarkConsistent()
 	m.Unlock()

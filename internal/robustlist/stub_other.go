@@ -68,3 +68,9 @@ func (t *Thread) AddLocalWaiter(delta int32) {}
 
 // LocalWaiters reports false off Linux.
 func (t *Thread) LocalWaiters() bool { return false }
+
+// Pending returns 0 off Linux.
+func (t *Thread) Pending() uintptr { return 0 }
+
+// Unlink reports false off Linux.
+func (t *Thread) Unlink(entry uintptr) bool { return false }
