@@ -16,6 +16,13 @@ package robustlock
 //	  w.TID == tid                -> ErrDeadlock
 //	  otherwise                   -> spin (adaptively, below); then set WAITERS,
 //	                                 assume = WAITERS, FUTEX_WAIT(w|WAITERS)
+//
+// The spin and the sleep are done as a goroutine, not pinned: the pin is
+// taken around each CAS, and at most one goroutine per process and Mutex
+// (its room's delegate) runs this loop while the others park in Go. When
+// the holder is a thread of this process the delegate parks too, and the
+// holder's Unlock wakes it without a system call. wait.go has that level;
+// stale.go the recovery of a lock whose holder vanished unmarked.
 //	acquired: __owner == NOTRECOVERABLE (set by the unlock we raced with)
 //	  -> release as Unlock would, ErrNotRecoverable; else __count = 1,
 //	  enqueue, pending = nil, __owner = tid, __nusers++.
@@ -36,7 +43,8 @@ package robustlock
 // Unlock: EPERM unless w.TID == tid; pending = &m.next, dequeue, __owner =
 // 0 (NOTRECOVERABLE if it was INCONSISTENT), __nusers--, swap the word to 0,
 // wake one sleeper if WAITERS was set (all of them when the mutex just
-// became not recoverable), pending = nil.
+// became not recoverable), pending = nil; then, if goroutines of this
+// process wait in Go for a lock this thread holds, wake the Mutex's room.
 //
 // Where this differs from glibc 2.36 on purpose: a lock that finds the mutex
 // not recoverable wakes every sleeper, WAITERS or not, instead of losing
