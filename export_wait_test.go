@@ -1,5 +1,7 @@
 package robustlock
 
+import "time"
+
 // Test hooks into the process-local waiting of wait.go.
 
 // Waiting reports how many goroutines of this process wait for a Mutex.
@@ -11,3 +13,11 @@ func RoomsInUse() int { return roomsInUse() }
 // StaleWakes counts the exit watches (pidfds) that woke a stale lock's
 // waiter.
 func StaleWakes() int64 { return staleWakes.Load() }
+
+// SetStaleMax sets the longest interval between probes of a holder (the
+// interval once its exit is watched) and returns a func that restores it.
+func SetStaleMax(d time.Duration) (restore func()) {
+	old := staleMax
+	staleMax = d
+	return func() { staleMax = old }
+}

@@ -51,9 +51,13 @@ import (
 	"github.com/futexlab/robustlock/internal/futex"
 )
 
-const (
-	staleFirst = 20 * time.Millisecond // the first probe of a new holder
-	staleMax   = time.Second           // probes back off to one a second
+// The probe schedule: the first probe of a new holder after staleFirst,
+// then doubling up to staleMax; once the holder's exit is watched, only
+// every staleMax (the watch wakes the delegate itself). A variable so
+// that a test can leave the watch alone to do its work.
+var (
+	staleFirst = 20 * time.Millisecond
+	staleMax   = time.Second
 )
 
 // staleProbe is a delegate's probing schedule for the holder it sleeps on,
@@ -75,11 +79,15 @@ func (p *staleProbe) watch(tid uint32, now int64) {
 // backoff schedules the next probe after one found the holder alive, and
 // starts watching its exit.
 func (p *staleProbe) backoff(now int64, word *uint32) {
-	p.every = min(2*p.every, staleMax)
-	p.next = now + int64(p.every)
 	if p.exit == nil {
 		p.exit = watchExit(p.tid, word)
 	}
+	if p.exit != nil {
+		p.every = staleMax
+	} else {
+		p.every = min(2*p.every, staleMax)
+	}
+	p.next = now + int64(p.every)
 }
 
 // due reports whether it is time to probe the holder.
