@@ -21,3 +21,6 @@ func SetStaleMax(d time.Duration) (restore func()) {
 	staleMax = d
 	return func() { staleMax = old }
 }
+
+// StaleWatches counts the exit watches started.
+func StaleWatches() int64 { return staleWatches.Load() }

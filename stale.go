@@ -139,6 +139,6 @@ func (m *Mutex) recoverStale(old, assume uint32, exited bool) (err error, ok boo
 	return m.acquired(t, tid, old|futex.OwnerDied), true
 }
 
-// staleRecoveries counts locks taken from a vanished holder, and
-// staleWakes exit watches that fired, for tests.
-var staleRecoveries, staleWakes atomic.Int64
+// staleRecoveries counts locks taken from a vanished holder, staleWatches
+// the exit watches started and staleWakes those that fired, for tests.
+var staleRecoveries, staleWatches, staleWakes atomic.Int64

@@ -48,6 +48,7 @@ func watchExit(tid uint32, word *uint32) *exitWatch {
 		return nil
 	}
 	w := &exitWatch{f: f}
+	staleWatches.Add(1)
 	go func() {
 		polled := false
 		err := rc.Read(func(uintptr) bool {

@@ -139,8 +139,14 @@ func TestStaleOwnerFoundByExitWatch(t *testing.T) {
 		defer cancel()
 		got <- m.LockContext(ctx)
 	}()
+	watches := robustlock.StaleWatches()
 	awaitWaiting(t, 1)
-	time.Sleep(100 * time.Millisecond) // past the first probe: the watch is armed
+	for deadline := time.Now().Add(watchdog); robustlock.StaleWatches() == watches; {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never started watching the holder's exit")
+		}
+		time.Sleep(time.Millisecond) // the first probe arms it
+	}
 	if err := os.Truncate(otherPath, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ type room struct {
 // parked is one goroutine queued in a room.
 type parked struct {
 	next, prev *parked
-	ready      chan struct{} // closed when it becomes the delegate
+	ready      chan struct{} // cap 1: sent to when it becomes the delegate
 	queued     bool
 }
 
@@ -144,7 +144,8 @@ func enterRoom(addr uintptr) *room {
 		if s.m == nil {
 			s.m = make(map[uintptr]*room)
 		}
-		r = &room{addr: addr, wake: make(chan struct{}, 1)}
+		r = roomPool.Get().(*room)
+		r.addr = addr
 		s.m[addr] = r
 	}
 	r.refs++
@@ -161,9 +162,21 @@ func exitRoom(r *room) {
 		if r.timer != nil {
 			r.timer.Stop()
 		}
+		select { // a wake nobody waited for
+		case <-r.wake:
+		default:
+		}
+		roomPool.Put(r)
 	}
 	s.mu.Unlock()
 }
+
+// Rooms and queue entries are reused: a contended acquire between
+// processes enters and leaves a room every time, and should not allocate.
+var (
+	roomPool   = sync.Pool{New: func() any { return &room{wake: make(chan struct{}, 1)} }}
+	parkedPool = sync.Pool{New: func() any { return &parked{ready: make(chan struct{}, 1)} }}
+)
 
 // wakeRoom tells addr's delegate, if it waits in Go, that a holder of this
 // process unlocked. It never blocks.
@@ -227,7 +240,8 @@ func (r *room) join(ctx context.Context) error {
 		r.mu.Unlock()
 		return nil
 	}
-	p := &parked{ready: make(chan struct{}), queued: true, prev: r.tail}
+	p := parkedPool.Get().(*parked)
+	p.queued, p.prev = true, r.tail
 	if r.tail != nil {
 		r.tail.next = p
 	} else {
@@ -237,10 +251,12 @@ func (r *room) join(ctx context.Context) error {
 	r.mu.Unlock()
 	if ctx == nil {
 		<-p.ready
+		parkedPool.Put(p)
 		return nil
 	}
 	select {
 	case <-p.ready:
+		parkedPool.Put(p)
 		return nil
 	case <-ctx.Done():
 	}
@@ -248,10 +264,12 @@ func (r *room) join(ctx context.Context) error {
 	if p.queued { // still waiting: just leave the queue
 		r.unlink(p)
 		r.mu.Unlock()
+		parkedPool.Put(p)
 		return ctx.Err()
 	}
 	r.mu.Unlock()
-	// Made the delegate as ctx ended: pass the role on.
+	<-p.ready // made the delegate as ctx ended: take the turn, pass it on
+	parkedPool.Put(p)
 	r.leave()
 	return ctx.Err()
 }
@@ -276,7 +294,7 @@ func (r *room) leave() {
 	r.mu.Lock()
 	if p := r.head; p != nil {
 		r.unlink(p)
-		close(p.ready)
+		p.ready <- struct{}{} // its one slot is empty: p waits for this
 	} else {
 		r.delegate = false
 	}
