@@ -232,7 +232,7 @@ func TestPlantedFiles(t *testing.T) {
 				t.Skip("needs root (mknod, chown)")
 			}
 			dir := t.TempDir()
-			os.Chmod(dir, 0o1777) // like /dev/shm: sticky, writable by all
+			os.Chmod(dir, 0o777|os.ModeSticky) // like /dev/shm: sticky, writable by all (os.Chmod ignores a raw 0o1000)
 			path := filepath.Join(dir, "seg")
 			if c := p.make(t, path); c != nil {
 				defer c()

@@ -126,10 +126,15 @@ func Open(name string, opts ...Option) (*Segment, error) {
 				return fail("open", ErrNotExist)
 			}
 		}
-		if cl == nil && claims < 8 {
+		if cl == nil && claims < 8 && !c.noClaim {
 			claims++
 			var waited bool
 			if cl, waited = takeClaim(d, name, &c); cl != nil || waited {
+				if waited {
+					// A builder killed between publishing and releasing
+					// leaves its claim file: the waiters it woke remove it.
+					tidyClaim(d, name, &c)
+				}
 				if c.createOnly && exists(d, name) {
 					return fail("create", ErrExist)
 				}
@@ -139,7 +144,7 @@ func Open(name string, opts ...Option) (*Segment, error) {
 			}
 			claims = 8 // no claim to be had: race as before
 		}
-		s, err := create(d, name, path, &c)
+		s, err := create(d, name, path, &c, cl)
 		switch {
 		case err == nil:
 			return s, nil
@@ -175,7 +180,9 @@ func openDir(dir string) (int, error) {
 }
 
 // create runs steps 2 to 5 of the protocol.
-func create(d int, name, path string, c *config) (*Segment, error) {
+// A claim held (cl != nil) is released as soon as the segment is
+// published, so that a creator killed right after leaves no claim file.
+func create(d int, name, path string, c *config, cl *claim) (*Segment, error) {
 	h := newHeader(c.size, c.mutexes, unix.Getpid(), pidNamespace(), time.Unix(0, time.Now().UnixNano()))
 	if err := checkMemoryLimit(h.TotalSize); err != nil {
 		return nil, err
@@ -191,6 +198,7 @@ func create(d int, name, path string, c *config) (*Segment, error) {
 	if err := dr.publish(name); err != nil {
 		return nil, err
 	}
+	cl.release()
 	s, err := newSegment(name, path, true, h, dr.mem)
 	if err != nil {
 		return nil, err // cannot happen: the layout is ours
@@ -234,7 +242,7 @@ func newDraft(d int, c *config) (*draft, error) {
 	}
 	// Only this path leaves temporaries behind (a creator killed before
 	// publishing), so only this path sweeps them.
-	sweep(d)
+	sweep(d, c)
 	for range 16 {
 		tmp := tempName()
 		fd, err := retry(func() (int, error) {
@@ -411,7 +419,7 @@ var sweepWork struct{ names, stats, probes atomic.Int64 }
 // cheaper than reading /proc, and others' files are never ours to sweep),
 // and the work is bounded (sweepNames and the rest). Errors are ignored:
 // sweeping is housekeeping.
-func sweep(d int) {
+func sweep(d int, c *config) {
 	fd, err := retry(func() (int, error) {
 		return unix.Openat(d, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	})
@@ -429,6 +437,16 @@ func sweep(d int) {
 		for _, n := range names {
 			if stats >= sweepStats || probes >= sweepProbes {
 				break
+			}
+			if seg, isClaim := strings.CutPrefix(n, claimPrefix); isClaim {
+				// A claim left beside its published segment by a builder
+				// killed in between: nobody will reuse it.
+				if validName(seg) && exists(d, seg) {
+					stats++
+					sweepWork.stats.Add(1)
+					tidyClaim(d, seg, c)
+				}
+				continue
 			}
 			ns, pid, start, ok := parseTempName(n)
 			if !ok || ns != myNS {
@@ -640,7 +658,11 @@ func takeClaim(d int, name string, c *config) (cl *claim, waited bool) {
 			return nil, false
 		}
 		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 ||
+		if unix.Fstat(fd, &st) == nil && st.Nlink == 0 {
+			unix.Close(fd) // its last holder removed it after we opened it: take the new one
+			continue
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 ||
 			!(trustedOwner(int(st.Uid), c) || c.trustGroups && inGroups(int(st.Gid))) {
 			unix.Close(fd)
 			return nil, false
@@ -666,13 +688,38 @@ func takeClaim(d int, name string, c *config) (cl *claim, waited bool) {
 }
 
 // release removes the claim file and then drops the lock (in that order:
-// see takeClaim's check). On a nil claim it does nothing.
+// see takeClaim's check). On a nil or released claim it does nothing.
 func (cl *claim) release() {
-	if cl == nil {
+	if cl == nil || cl.fd < 0 {
 		return
 	}
 	_ = unix.Unlinkat(cl.dir, cl.name, 0)
 	_ = unix.Close(cl.fd)
+	cl.fd = -1
+}
+
+// tidyClaim removes name's claim file if it is a trusted one that nobody
+// holds: the leftover of a builder killed after publishing (before that,
+// the next creator reuses the file anyway).
+func tidyClaim(d int, name string, c *config) {
+	cn := claimPrefix + name
+	fd, err := retry(func() (int, error) {
+		return unix.Openat(d, cn, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	})
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st, now unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || !trustedOwner(int(st.Uid), c) {
+		return
+	}
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return // someone holds it: theirs to remove
+	}
+	if unix.Fstatat(d, cn, &now, unix.AT_SYMLINK_NOFOLLOW) == nil && now.Dev == st.Dev && now.Ino == st.Ino {
+		_ = unix.Unlinkat(d, cn, 0)
+	}
 }
 
 // removeForced is Remove with Force: unlink whatever regular file is

@@ -42,6 +42,7 @@ type config struct {
 	allowWide    bool
 	force        bool
 	fallbackOnly bool // tests: publish with the named-temporary protocol
+	noClaim      bool // tests: race without the creation claim
 	bad          []string
 }
 
