@@ -669,3 +669,33 @@ func sharedDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestFailedBuildRechecks: a creator whose build fails (ENOSPC, injected)
+// after a racer without the claim published the name gets that racer's
+// segment, not the error. An Init failure is still reported.
+func TestFailedBuildRechecks(t *testing.T) {
+	defer func(f func(int, uint32, int64, int64) error) { fallocate = f }(fallocate)
+	dir := t.TempDir()
+	racing := false
+	fallocate = func(fd int, mode uint32, off, n int64) error {
+		if racing {
+			return unix.Fallocate(fd, mode, off, n)
+		}
+		racing = true
+		s, err := Open("r", Dir(dir), Size(64), Init(fill("r")), withoutClaim()) // the racer
+		if err != nil {
+			t.Errorf("racer: %v", err)
+		} else {
+			s.Close()
+		}
+		return unix.ENOSPC
+	}
+	s, err := Open("r", Dir(dir), Size(64), Init(fill("other")))
+	if err != nil {
+		t.Fatalf("Open whose build failed after a racer published: %v", err)
+	}
+	if s.Created() || checkPattern("r", s.Data()) >= 0 {
+		t.Error("did not get the racer's segment")
+	}
+	s.Close()
+}
