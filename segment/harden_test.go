@@ -563,7 +563,7 @@ func nobodyCopy(t *testing.T) string {
 }
 
 // TestAllocateResumes: allocation in pieces survives EINTR (injected, as
-// Linux before 6.9 returns it from tmpfs whenever a signal is pending):
+// kernels before the 2024 tmpfs fix return it whenever a signal is pending):
 // every byte is allocated exactly once, in order, whatever the pattern of
 // interruptions; interruptions that never stop end in an error, not a
 // hang.
@@ -618,8 +618,8 @@ func TestAllocateResumes(t *testing.T) {
 
 // TestSignalStorm: a large segment is created while another goroutine
 // sends the creating thread signals (SIGURG, which the runtime takes for a
-// preemption request, via tgkill) as fast as it can. On Linux before 6.9
-// each would make tmpfs's fallocate fail with EINTR; creation must succeed
+// preemption request, via tgkill) as fast as it can. On kernels before the
+// 2024 tmpfs fix (6.1 LTS) each would make fallocate fail with EINTR; creation must succeed
 // anyway. (On later kernels it passes either way; TestAllocateResumes
 // covers the logic.)
 func TestSignalStorm(t *testing.T) {

@@ -172,7 +172,7 @@ var (
 )
 
 func openDir(dir string) (int, error) {
-	d, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	d, err := retry(func() (int, error) { return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
 	if err != nil {
 		return -1, fmt.Errorf("directory %s: %w", dir, err)
 	}
@@ -539,8 +539,8 @@ func procStart(pid int) (uint64, bool) {
 	return v, err == nil
 }
 
-// Allocation (step 4) goes in pieces. Before Linux 6.9 (the 2024 fix
-// "tmpfs: don't interrupt fallocate with EINTR"), tmpfs's fallocate gives
+// Allocation (step 4) goes in pieces. Before the 2024 kernel fix "tmpfs:
+// don't interrupt fallocate with EINTR" (so on 6.1 LTS), tmpfs's fallocate gives
 // up with EINTR whenever any signal is pending, undoing the pages of that
 // call, and Go programs always receive signals (the runtime's preemption,
 // SIGCHLD, a user's signal.Notify). A plain retry of the whole range can

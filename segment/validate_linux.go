@@ -65,7 +65,9 @@ func openFile(d int, name string, access int, c *config) (int, int64, error) {
 	if err := checkFile(&st, c, d, name); err != nil {
 		return -1, 0, err
 	}
-	fd, err := unix.Openat(d, name, access|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	fd, err := retry(func() (int, error) {
+		return unix.Openat(d, name, access|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	})
 	switch err {
 	case nil:
 	case unix.ENOENT:
