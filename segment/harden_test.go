@@ -699,3 +699,55 @@ func TestFailedBuildRechecks(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestPlantedClaim: a claim file planted by an untrusted user, or a FIFO
+// or symbolic link at its name, does not stop creation (it goes ahead
+// without the claim) and is neither opened nor removed.
+func TestPlantedClaim(t *testing.T) {
+	for _, plant := range []string{"foreign", "fifo", "symlink"} {
+		t.Run(plant, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, claimPrefix+"c")
+			switch plant {
+			case "foreign":
+				if os.Geteuid() != 0 {
+					t.Skip("needs root to chown")
+				}
+				os.WriteFile(p, nil, 0o644)
+				os.Chown(p, 4242, 4242)
+			case "fifo":
+				if err := unix.Mkfifo(p, 0o600); err != nil {
+					t.Skip(err)
+				}
+			case "symlink":
+				os.Symlink(filepath.Join(dir, "elsewhere"), p)
+			}
+			before, _ := os.Lstat(p)
+			in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+			if err != nil {
+				t.Skip(err)
+			}
+			defer unix.Close(in)
+			if plant != "symlink" {
+				if _, err := unix.InotifyAddWatch(in, p, unix.IN_OPEN|unix.IN_DONT_FOLLOW); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := Open("c", Dir(dir), Size(8))
+			if err != nil {
+				t.Fatalf("creation beside a planted claim: %v", err)
+			}
+			s.Close()
+			after, err := os.Lstat(p)
+			if err != nil || !os.SameFile(before, after) {
+				t.Errorf("the planted claim was changed: %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "elsewhere")); err == nil {
+				t.Error("the symbolic link was followed")
+			}
+			if n, _ := unix.Read(in, make([]byte, 4096)); n > 0 {
+				t.Error("the planted claim was opened")
+			}
+		})
+	}
+}
