@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -389,6 +390,12 @@ func TestMemoryLimitFake(t *testing.T) {
 		t.Errorf("v1, 31 MiB in 32: %v", err)
 	}
 
+	// Small segments are not checked.
+	write(filepath.Join(root, "sys/memory/x/memory.limit_in_bytes"), "4096")
+	if err := checkMemoryLimit(memCheckMin - 1); err != nil {
+		t.Errorf("a segment under memCheckMin: %v", err)
+	}
+
 	// Nothing readable: nothing checked.
 	procSelfCgroup = filepath.Join(root, "none")
 	if err := checkMemoryLimit(1 << 40); err != nil {
@@ -745,8 +752,10 @@ func TestPlantedClaim(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(dir, "elsewhere")); err == nil {
 				t.Error("the symbolic link was followed")
 			}
-			if n, _ := unix.Read(in, make([]byte, 4096)); n > 0 {
-				t.Error("the planted claim was opened")
+			buf := make([]byte, 4096)
+			if n, _ := unix.Read(in, buf); n > 0 {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
+				t.Errorf("the planted claim was opened (inotify mask %#x)", ev.Mask)
 			}
 		})
 	}

@@ -18,7 +18,8 @@ package segment
 // take tmpfs pages and make a larger segment fit: the check ignores it and
 // may refuse one that would have fit with swap), kernel memory the
 // creation itself needs, and a limit lowered later. Where no cgroup file
-// can be read, nothing is checked.
+// can be read, nothing is checked, and segments under memCheckMin (1 MiB)
+// are not checked at all.
 
 import (
 	"bufio"
@@ -36,10 +37,18 @@ var (
 	cgroupRoot     = "/sys/fs/cgroup"
 )
 
+// memCheckMin is the smallest segment checked: below it, a segment is a
+// small allocation like any other (and the check, a few file reads per
+// cgroup level, would cost more than building it).
+const memCheckMin = 1 << 20
+
 // checkMemoryLimit returns an ErrMemoryLimit error if size bytes do not
 // fit in the caller's memory cgroup.
 func checkMemoryLimit(size int64) error {
-	room, where, ok := memoryRoom()
+	if size < memCheckMin {
+		return nil
+	}
+	room, where, ok := memoryRoom(size)
 	if ok && size > room {
 		return detail(ErrMemoryLimit, "%d bytes needed, memory cgroup %s has room for %d", size, where, max(room, 0))
 	}
@@ -48,8 +57,10 @@ func checkMemoryLimit(size int64) error {
 
 // memoryRoom returns how many bytes the tightest memory cgroup on the
 // caller's path still allows, and that cgroup's directory; ok is false
-// when no limit could be read.
-func memoryRoom() (room int64, where string, ok bool) {
+// when no limit could be read. Unlimited levels cost one read, and
+// memory.stat (long, and slow to generate) is read only where size does
+// not fit without counting reclaimable cache.
+func memoryRoom(size int64) (room int64, where string, ok bool) {
 	b, err := os.ReadFile(procSelfCgroup)
 	if err != nil {
 		return 0, "", false
@@ -74,7 +85,7 @@ func memoryRoom() (room int64, where string, ok bool) {
 			continue
 		}
 		for _, root := range dirs {
-			r, w, found := walkRoom(root, f[2], limitF, usageF)
+			r, w, found := walkRoom(root, f[2], limitF, usageF, size)
 			if found {
 				if r < room {
 					room, where = r, w
@@ -96,18 +107,27 @@ func hasController(list, name string) bool {
 	return false
 }
 
+// unlimited is where a limit counts as none (v1 writes 2^63 rounded down
+// to a page, v2 "max").
+const unlimited = 1 << 62
+
 // walkRoom reads limit and usage in root+cg and each ancestor up to root,
 // returning the smallest room. found is false if root+cg has neither.
-func walkRoom(root, cg, limitF, usageF string) (room int64, where string, found bool) {
+func walkRoom(root, cg, limitF, usageF string, size int64) (room int64, where string, found bool) {
 	room = math.MaxInt64
 	for p := path.Clean(cg); ; p = path.Dir(p) {
 		dir := path.Join(root, p)
 		limit, okL := readInt(path.Join(dir, limitF))
 		if okL {
 			found = true
+		}
+		if okL && limit < unlimited {
 			usage, _ := readInt(path.Join(dir, usageF))
-			usage -= reclaimable(dir)
-			if r := limit - max(usage, 0); r < room {
+			r := limit - max(usage, 0)
+			if r < size {
+				r = limit - max(usage-reclaimable(dir), 0)
+			}
+			if r < room {
 				room, where = r, dir
 			}
 		}

@@ -651,6 +651,9 @@ func takeClaim(d int, name string, c *config) (cl *claim, waited bool) {
 	w := uint32(c.mode.Perm()) & 0o222
 	mode := w | w<<1
 	for range 8 {
+		if !claimable(d, cn, c) {
+			return nil, false
+		}
 		fd, err := retry(func() (int, error) {
 			return unix.Openat(d, cn, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, mode)
 		})
@@ -687,6 +690,20 @@ func takeClaim(d int, name string, c *config) (cl *claim, waited bool) {
 	return nil, false
 }
 
+// claimable reports whether the claim file cn is missing or a regular
+// file a trusted user owns: it looks before anything is opened, so a
+// planted FIFO or device is never opened (the descriptor is checked again
+// after the open, in case the name was replaced in between).
+func claimable(d int, cn string, c *config) bool {
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Fstatat(d, cn, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	if err == unix.ENOENT {
+		return true
+	}
+	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+		(trustedOwner(int(st.Uid), c) || c.trustGroups && inGroups(int(st.Gid)))
+}
+
 // release removes the claim file and then drops the lock (in that order:
 // see takeClaim's check). On a nil or released claim it does nothing.
 func (cl *claim) release() {
@@ -703,6 +720,9 @@ func (cl *claim) release() {
 // the next creator reuses the file anyway).
 func tidyClaim(d int, name string, c *config) {
 	cn := claimPrefix + name
+	if !claimable(d, cn, c) {
+		return
+	}
 	fd, err := retry(func() (int, error) {
 		return unix.Openat(d, cn, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	})
