@@ -760,3 +760,62 @@ func TestPlantedClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitersCostNoThreads: while another process builds a segment (its
+// Init waits for the test), 200 goroutines of this process Open the same
+// name. They wait for its publication without an OS thread each (only one
+// sleeps in flock), then all get the other process's segment.
+func TestWaitersCostNoThreads(t *testing.T) {
+	const waiters = 200
+	dir := t.TempDir()
+	k := spawn(t, "slowinit", "SEG_DIR="+dir, "SEG_NAME=w")
+	k.Expect("init")
+	before := threads(t)
+	errs := make(chan error, waiters)
+	for range waiters {
+		go func() {
+			s, err := Open("w", Dir(dir), Size(4096))
+			if err == nil {
+				if s.Created() || checkPattern("w", s.Data()) >= 0 {
+					err = errors.New("did not get the other process's segment")
+				}
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // let them get to waiting (if they are slower, the count only gets lower)
+	during := threads(t)
+	t.Logf("threads: %d before, %d with %d goroutines waiting", before, during, waiters)
+	if during-before > waiters/4 {
+		t.Errorf("%d more threads with %d goroutines waiting for a creator", during-before, waiters)
+	}
+	k.Send("go")
+	k.Expect("created")
+	for range waiters {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(patience):
+			t.Fatal("waiters did not finish")
+		}
+	}
+	k.CloseStdin()
+}
+
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Skip("no Threads in /proc/self/status")
+	return 0
+}

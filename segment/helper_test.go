@@ -40,6 +40,7 @@ var helpers = map[string]func() int{
 	"open":     helperOpen,
 	"damaged":  helperDamaged,
 	"memlimit": helperMemLimit,
+	"slowinit": helperSlowInit,
 }
 
 func TestMain(m *testing.M) {
@@ -309,6 +310,26 @@ func helperMemLimit() int {
 		return 0
 	}
 	fmt.Println("created")
+	s.Close()
+	return 0
+}
+
+// helperSlowInit creates SEG_NAME with an Init that says "init" and then
+// waits for a line before it fills the data; then it says "created".
+func helperSlowInit() int {
+	name := os.Getenv("SEG_NAME")
+	in := bufio.NewReader(os.Stdin)
+	s, err := Open(name, append(envOpts(), Size(4096), Init(func(b []byte) error {
+		fmt.Println("init")
+		in.ReadString('\n')
+		return fill(name)(b)
+	}))...)
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		return 1
+	}
+	fmt.Println("created")
+	in.ReadString('\n')
 	s.Close()
 	return 0
 }

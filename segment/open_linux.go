@@ -108,8 +108,11 @@ func Open(name string, opts ...Option) (*Segment, error) {
 	// The claim, once taken, is held until Open returns: racers for the
 	// same name wait in takeClaim until this Open has published (or
 	// failed), then find the segment in step 1.
+	// Goroutines of this process take turns first (local), so that only
+	// one of them sleeps in flock, holding an OS thread, per name.
 	var cl *claim
-	defer func() { cl.release() }()
+	var local *localTurn
+	defer func() { cl.release(); local.end() }()
 	claims := 0
 
 	// Each retry means the name appeared or vanished between two steps
@@ -124,6 +127,12 @@ func Open(name string, opts ...Option) (*Segment, error) {
 				return fail("open", err)
 			case c.openOnly || !c.sizeSet:
 				return fail("open", ErrNotExist)
+			}
+		}
+		if local == nil && !c.noClaim {
+			var waited bool
+			if local, waited = takeLocalTurn(d, name); waited {
+				continue // another goroutine here was creating it: look again
 			}
 		}
 		if cl == nil && claims < 8 && !c.noClaim {
@@ -688,6 +697,68 @@ func takeClaim(d int, name string, c *config) (cl *claim, waited bool) {
 		unix.Close(fd) // its last holder removed it after we opened it: take the new one
 	}
 	return nil, false
+}
+
+// Turns within the process: per directory and name, a token that one
+// goroutine at a time holds from its first claim attempt to the end of
+// its Open. The others park on the token's channel (no OS thread each,
+// unlike a flock) and look for the segment again once they have it.
+var localTurns struct {
+	sync.Mutex
+	m map[turnKey]*localTurn
+}
+
+type turnKey struct {
+	dev, ino uint64
+	name     string
+}
+
+type localTurn struct {
+	key   turnKey
+	token chan struct{} // holds one value while some goroutine has the turn
+	refs  int           // goroutines holding or waiting; under localTurns
+}
+
+// takeLocalTurn returns name's turn once this goroutine has it, and
+// whether it had to wait for another goroutine's. A nil turn (the
+// directory cannot be stat'ed) means no turn: go on without.
+func takeLocalTurn(d int, name string) (lt *localTurn, waited bool) {
+	var st unix.Stat_t
+	if unix.Fstat(d, &st) != nil {
+		return nil, false
+	}
+	k := turnKey{uint64(st.Dev), uint64(st.Ino), name}
+	localTurns.Lock()
+	if localTurns.m == nil {
+		localTurns.m = map[turnKey]*localTurn{}
+	}
+	lt = localTurns.m[k]
+	if lt == nil {
+		lt = &localTurn{key: k, token: make(chan struct{}, 1)}
+		localTurns.m[k] = lt
+	}
+	lt.refs++
+	localTurns.Unlock()
+	select {
+	case lt.token <- struct{}{}:
+		return lt, false
+	default:
+	}
+	lt.token <- struct{}{}
+	return lt, true
+}
+
+// end gives the turn up. On a nil turn it does nothing.
+func (lt *localTurn) end() {
+	if lt == nil {
+		return
+	}
+	<-lt.token
+	localTurns.Lock()
+	if lt.refs--; lt.refs == 0 {
+		delete(localTurns.m, lt.key)
+	}
+	localTurns.Unlock()
 }
 
 // claimable reports whether the claim file cn is missing or a regular
