@@ -73,7 +73,11 @@ func Size(n int) Option {
 // and then only the copy that is published survives.
 //
 // Init must not keep data past its return other than through the Segment
-// Open returns: the memory of a copy that lost the race is unmapped.
+// Open returns: the memory of a copy that lost the race is unmapped. It
+// must not Open the same name: that Open would wait for the claim its own
+// caller holds, forever. Other creators of the name (goroutines and
+// processes) wait while Init runs, so an Init that never returns stalls
+// them too.
 func Init(fn func(data []byte) error) Option {
 	return func(c *config) { c.init = fn }
 }
