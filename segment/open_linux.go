@@ -105,11 +105,11 @@ func Open(name string, opts ...Option) (*Segment, error) {
 		}
 	}
 
-	// The claim, once taken, is held until Open returns: racers for the
-	// same name wait in takeClaim until this Open has published (or
-	// failed), then find the segment in step 1.
-	// Goroutines of this process take turns first (local), so that only
-	// one of them sleeps in flock, holding an OS thread, per name.
+	// The claim, once taken, is held until this Open has published (or
+	// failed): racers for the same name wait in takeClaim meanwhile, then
+	// find the segment in step 1. Goroutines of this process take turns
+	// first (local, held to the end of Open), so that only one of them
+	// sleeps in flock, holding an OS thread, per name.
 	var cl *claim
 	var local *localTurn
 	defer func() { cl.release(); local.end() }()
