@@ -13,7 +13,7 @@ import (
 //
 //	if errors.Is(err, segment.ErrForeignOwner) { ... }
 type Error struct {
-	Op   string // "open", "create", "close", "remove", "stat" or "list"
+	Op   string // "open", "create", "close", "check", "remove", "stat" or "list"
 	Name string // the segment's name; empty for list
 	Path string // the file's path, when known
 	Err  error  // the cause
