@@ -470,6 +470,9 @@ func TestRenameAway(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run mv as another user")
 	}
+	if _, err := exec.LookPath("mv"); err != nil {
+		t.Skip("no mv")
+	}
 	mv := func(dir string) error {
 		cmd := exec.Command("mv", filepath.Join(dir, "seg"), filepath.Join(dir, "seg.old"))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
