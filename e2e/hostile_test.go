@@ -473,8 +473,9 @@ func TestRenameAway(t *testing.T) {
 	if _, err := exec.LookPath("mv"); err != nil {
 		t.Skip("no mv")
 	}
-	mv := func(dir string) error {
-		cmd := exec.Command("mv", filepath.Join(dir, "seg"), filepath.Join(dir, "seg.old"))
+	mv := func(dir string, name ...string) error {
+		n := append(name, "seg")[0]
+		cmd := exec.Command("mv", filepath.Join(dir, n), filepath.Join(dir, n+".old"))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		return cmd.Run()
 	}
@@ -508,6 +509,13 @@ func TestRenameAway(t *testing.T) {
 			defer first.Mutex().Unlock()
 			if err := mv(dir); err == nil {
 				t.Fatal("another user renamed our segment away in a sticky directory")
+			}
+			// Control: that user can rename its own files there.
+			own := filepath.Join(dir, "own")
+			os.WriteFile(own, nil, 0o600)
+			os.Chown(own, 65534, 65534)
+			if err := mv(dir, "own"); err != nil {
+				t.Fatalf("nobody cannot even rename its own file (%v): the test proves nothing", err)
 			}
 			second, err := segment.Open("seg", segment.Dir(dir), segment.Size(64))
 			if err != nil {
