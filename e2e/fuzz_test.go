@@ -321,15 +321,15 @@ func FuzzOptions(f *testing.F) {
 		if os.Geteuid() != 0 && wantMode&0o600 != 0o600 {
 			return // the owner cannot open it again without read and write permission
 		}
-		again, err := segment.Open("o", segment.Dir(dir), segment.Size(int(size)))
+		again, err := segment.Open("o", segment.Dir(dir), segment.Size(int(size)), segment.Mode(wantMode))
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
 		}
 		again.Close()
-		if _, err := segment.Open("o", segment.Dir(dir), segment.Size(int(size)+1)); !errors.Is(err, segment.ErrSizeMismatch) {
+		if _, err := segment.Open("o", segment.Dir(dir), segment.Size(int(size)+1), segment.Mode(wantMode)); !errors.Is(err, segment.ErrSizeMismatch) {
 			t.Fatalf("reopen with another size: %v, want ErrSizeMismatch", err)
 		}
-		if _, err := segment.Open("o", segment.Dir(dir), segment.Mutexes(wantMutexes)); !errors.Is(err, segment.ErrSizeMismatch) {
+		if _, err := segment.Open("o", segment.Dir(dir), segment.Mutexes(wantMutexes), segment.Mode(wantMode)); !errors.Is(err, segment.ErrSizeMismatch) {
 			t.Fatalf("reopen with another number of mutexes: %v, want ErrSizeMismatch", err)
 		}
 		if _, err := segment.Open("o", segment.Dir(dir), segment.Size(int(size)), segment.CreateOnly()); !errors.Is(err, segment.ErrExist) {

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,7 +234,7 @@ func TestPlantedFiles(t *testing.T) {
 				t.Skip("needs root (mknod, chown)")
 			}
 			dir := t.TempDir()
-			os.Chmod(dir, 0o1777) // like /dev/shm: sticky, writable by all
+			os.Chmod(dir, 0o777|os.ModeSticky) // like /dev/shm: sticky, writable by all (os.Chmod ignores a raw 0o1000)
 			path := filepath.Join(dir, "seg")
 			if c := p.make(t, path); c != nil {
 				defer c()
@@ -346,7 +348,7 @@ func TestPlantedFiles(t *testing.T) {
 			}
 			if foreign {
 				// Positive control: trusted, it opens, and the watcher sees it.
-				s, err := segment.Open("seg", append(opts, segment.OpenOnly(), segment.TrustOwner(4242))...)
+				s, err := segment.Open("seg", append(opts, segment.OpenOnly(), segment.TrustOwner(4242), segment.Mode(0o666))...)
 				if err != nil {
 					t.Fatalf("with TrustOwner: %v", err)
 				}
@@ -455,5 +457,77 @@ func TestNameSwapRace(t *testing.T) {
 	}
 	if opened == 0 {
 		t.Log("no Open met the valid segment (timing); the test still checked that nothing else was followed")
+	}
+}
+
+// TestRenameAway: another user (nobody, with mv) renames a live segment
+// out of the way so that the next Open creates a second one and two
+// processes hold "the" lock. In a directory others may rename entries in
+// (0777, no sticky bit) Open refuses to start (ErrUnsafeDir); in a sticky
+// one (1777, like /dev/shm) the rename fails, and the next Open meets the
+// same segment.
+func TestRenameAway(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run mv as another user")
+	}
+	if _, err := exec.LookPath("mv"); err != nil {
+		t.Skip("no mv")
+	}
+	mv := func(dir string, name ...string) error {
+		n := append(name, "seg")[0]
+		cmd := exec.Command("mv", filepath.Join(dir, n), filepath.Join(dir, n+".old"))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		return cmd.Run()
+	}
+	for _, c := range []struct {
+		name string
+		mode os.FileMode
+	}{{"world-writable", 0o777}, {"sticky", 0o777 | os.ModeSticky}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "robustlock-rename-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			if err := os.Chmod(dir, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			first, err := segment.Open("seg", segment.Dir(dir), segment.Size(64))
+			if c.mode&os.ModeSticky == 0 {
+				if !errors.Is(err, segment.ErrUnsafeDir) {
+					t.Fatalf("Open in a %o directory: %v, want ErrUnsafeDir", c.mode, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			if err := first.Mutex().Lock(); err != nil {
+				t.Fatal(err)
+			}
+			defer first.Mutex().Unlock()
+			if err := mv(dir); err == nil {
+				t.Fatal("another user renamed our segment away in a sticky directory")
+			}
+			// Control: that user can rename its own files there.
+			own := filepath.Join(dir, "own")
+			os.WriteFile(own, nil, 0o600)
+			os.Chown(own, 65534, 65534)
+			if err := mv(dir, "own"); err != nil {
+				t.Fatalf("nobody cannot even rename its own file (%v): the test proves nothing", err)
+			}
+			second, err := segment.Open("seg", segment.Dir(dir), segment.Size(64))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer second.Close()
+			if second.Created() {
+				t.Fatal("a second segment was created under the name")
+			}
+			if second.Mutex().TryLock() == nil {
+				t.Error("the second Open's lock is free while the first holds it")
+			}
+		})
 	}
 }

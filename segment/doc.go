@@ -27,19 +27,39 @@
 // option is given. The creator builds the whole segment, header, mutexes
 // (each initialised robust and process-shared) and the Init callback's
 // data, in a file that has no name yet, then publishes it with a single
-// link(2). Of several processes racing to create a name, exactly one link
-// succeeds; the others discard their copies and open the winner's, and
-// Created tells each which happened. A creator that fails, panics in Init
-// or is killed publishes nothing. The protocol is described step by step
+// link(2). Processes racing to create a name take turns on a claim (a
+// flock on a hidden file beside the segment, dropped by the kernel if its
+// holder dies): one builds, the others sleep until it has published and
+// then open its segment, so Init runs once and a large segment is not
+// built several times over. Where the claim cannot be had they each build,
+// exactly one link succeeds, and the others discard their copies and open
+// the winner's. Created tells each which happened. A creator that fails,
+// panics in Init or is killed publishes nothing; one whose build fails
+// (ENOSPC, say) first looks whether a racer published the name. Before
+// allocating, a creator compares the size with what its memory cgroup
+// still allows (ErrMemoryLimit), since tmpfs pages beyond the limit get it
+// OOM-killed rather than refused. The protocol is described step by step
 // at the top of open_linux.go.
 //
 // # Validation
 //
 // The directory may be shared with other users (/dev/shm is writable by
-// all), so Open trusts nothing it finds. The name must be a regular file,
-// never a symbolic link (they are not followed), FIFO, socket, device or
-// directory; it is inspected before it is opened and again after. It must
-// belong to the effective user or root, or to a user named by TrustOwner.
+// all), so Open trusts nothing it finds. The directory itself and each of
+// its ancestors must belong to the effective user, root or a TrustOwner
+// user and must not be writable by group or others unless sticky (as ssh's
+// StrictModes asks; /dev/shm, root's and 1777, passes), or else whoever can
+// write it could rename a live segment away and make the next Open create
+// a second one (ErrUnsafeDir; TrustDir lifts it). The name must be a
+// regular file, never a symbolic link (they are not followed), FIFO,
+// socket, device or directory; it is inspected before it is opened and
+// again after. Its mode must let this process read and write it
+// (ErrPermission, reported before any ownership problem). It must belong
+// to the effective user or root, or to a user named by TrustOwner, or,
+// with TrustGroups, have one of this process's groups with read and write
+// for that group. It must have exactly one hard link (ErrLinked, unless
+// AllowHardLinks: another name for the file would hand it to whoever made
+// that name), and its mode must grant nothing beyond Mode (ErrWideMode,
+// unless AllowWiderMode: peers pass the same Mode).
 // Its header must have the magic, a version this package reads, this
 // process's ABI (word size, byte order, robustlock.Size), and sizes and
 // offsets that lie inside the file, do not overlap, and add up to the file's
@@ -70,6 +90,34 @@
 // Remove unlinks the name. Mappings keep working; the next Open of the name
 // with a Size creates a new, unrelated segment. Stat and List read headers
 // and mutex states without locking anything.
+//
+// # Damaged segments
+//
+// Anyone with write access to a segment's file can truncate it (truncate
+// -s 0, or cp of a shorter file over it) while processes have it mapped.
+// Touching a page beyond the new end of the file then raises SIGBUS, which
+// kills a Go program ("fatal error: fault"). This package never touches the
+// mapping off the lock's fast path without a guard: Check reports the
+// damage (ErrFault), Close releases the mapping anyway and returns
+// ErrFault, and Remove with Force deletes the damaged file (plain Remove
+// refuses a file without the magic). The uncontended Lock and Unlock
+// cannot afford a guard on every call and, like every access to Data, die
+// on a truncated segment. A program that must survive that guards its own
+// accesses to Data with the runtime's panic-on-fault mode, which turns the
+// fault into a panic it can recover, on the current goroutine only:
+//
+//	func read(seg *segment.Segment, off int) (b byte, err error) {
+//		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+//		defer func() {
+//			if r := recover(); r != nil {
+//				err = fmt.Errorf("segment damaged: %v", r) // a runtime.Error with an Addr method
+//			}
+//		}()
+//		return seg.Data()[off], nil
+//	}
+//
+// The guard costs a few nanoseconds a call (a deferred function), so guard
+// whole batches of accesses rather than each byte.
 //
 // # PID namespaces
 //

@@ -13,7 +13,7 @@ import (
 //
 //	if errors.Is(err, segment.ErrForeignOwner) { ... }
 type Error struct {
-	Op   string // "open", "create", "close", "remove", "stat" or "list"
+	Op   string // "open", "create", "close", "check", "remove", "stat" or "list"
 	Name string // the segment's name; empty for list
 	Path string // the file's path, when known
 	Err  error  // the cause
@@ -63,6 +63,41 @@ var (
 	// ErrForeignOwner: the file belongs to a user other than the effective
 	// user and root, and no TrustOwner option names that user.
 	ErrForeignOwner = errors.New("file is owned by an untrusted user")
+
+	// ErrPermission: the file's mode does not grant this process read and
+	// write access (reported before any ownership problem, since it is the
+	// one the caller can fix with chmod or group membership).
+	// errors.Is(err, fs.ErrPermission) holds too.
+	ErrPermission = fmt.Errorf("file's mode does not grant this process read and write: %w", fs.ErrPermission)
+
+	// ErrLinked: the file has more than one hard link (or none). Another
+	// name for the same file lets whoever made it read and write the
+	// segment under a name the caller never chose; see AllowHardLinks.
+	ErrLinked = errors.New("file has other hard links")
+
+	// ErrWideMode: the file's mode grants permission bits the caller's Mode
+	// (default 0600) does not, so someone the caller did not mean to share
+	// with can read or write it; see AllowWiderMode.
+	ErrWideMode = errors.New("file's mode grants more than Mode")
+
+	// ErrUnsafeDir: the directory, or one of its ancestors, is owned by a
+	// user other than the effective user, root or a TrustOwner user, or is
+	// writable by group or others without the sticky bit: whoever can write
+	// it can rename a live segment away, and the next Open would create a
+	// second one; see TrustDir.
+	ErrUnsafeDir = errors.New("directory is not safe for segments")
+
+	// ErrMemoryLimit: the segment does not fit in what this process's
+	// memory cgroup still allows; building it would get the process
+	// OOM-killed instead of returning an error. Nothing was allocated.
+	ErrMemoryLimit = errors.New("segment is larger than the memory cgroup allows")
+
+	// ErrFault: the segment's memory could not be read: its file was
+	// truncated (or replaced by a shorter one) while mapped, so touching
+	// its pages raises SIGBUS. Close reports it after releasing the
+	// mapping anyway; Check reports it without crashing. Remove with Force
+	// deletes such a file.
+	ErrFault = errors.New("segment memory faulted (file truncated while mapped)")
 
 	// ErrTruncated: the file is shorter than its header, or than the size
 	// its header declares (an empty file included).

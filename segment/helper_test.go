@@ -38,6 +38,9 @@ var helpers = map[string]func() int{
 	"initkill": helperInitKill,
 	"hold":     helperHold,
 	"open":     helperOpen,
+	"damaged":  helperDamaged,
+	"memlimit": helperMemLimit,
+	"slowinit": helperSlowInit,
 }
 
 func TestMain(m *testing.M) {
@@ -111,8 +114,15 @@ func envOpts() []Option {
 	if os.Getenv("SEG_FALLBACK") == "1" {
 		opts = append(opts, withFallback())
 	}
+	if os.Getenv("SEG_NOCLAIM") == "1" {
+		opts = append(opts, withoutClaim())
+	}
 	return opts
 }
+
+// withoutClaim makes creators race without the creation claim, as they do
+// where it cannot be had: the publication race itself is then tested.
+func withoutClaim() Option { return func(c *config) { c.noClaim = true } }
 
 // withFallback forces the named-temporary publication path.
 func withFallback() Option { return func(c *config) { c.fallbackOnly = true } }
@@ -230,3 +240,96 @@ func helperOpen() int {
 }
 
 func deadlineIn() time.Time { return time.Now().Add(patience) }
+
+// helperDamaged opens SEG_NAME, locks and unlocks its mutex, says
+// "open", and at each line it then reads runs one step on the segment,
+// which the test damages in between: "check" answers Check's cause,
+// "close" Close's, then "maps clean" or "maps FILE" (whether the file is
+// still mapped).
+func helperDamaged() int {
+	s, err := Open(os.Getenv("SEG_NAME"), append(envOpts(), OpenOnly())...)
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		return 1
+	}
+	if err := s.Mutex().Lock(); err != nil {
+		fmt.Printf("error %v\n", err)
+		return 1
+	}
+	s.Mutex().Unlock()
+	fmt.Println("open")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		switch sc.Text() {
+		case "check":
+			fmt.Println("check", cause(s.Check()))
+		case "close":
+			fmt.Println("close", cause(s.Close()))
+			maps, _ := os.ReadFile("/proc/self/maps")
+			if strings.Contains(string(maps), s.Path()) {
+				fmt.Println("maps still maps", s.Path())
+			} else {
+				fmt.Println("maps clean")
+			}
+		}
+	}
+	return 0
+}
+
+// cause names err's sentinel, for helpers' answers.
+func cause(err error) string {
+	for _, c := range []struct {
+		name string
+		err  error
+	}{{"fault", ErrFault}, {"badmagic", ErrBadMagic}, {"inuse", ErrInUse}, {"closed", ErrClosed},
+		{"memlimit", ErrMemoryLimit}, {"permission", ErrPermission}, {"foreign", ErrForeignOwner}} {
+		if errors.Is(err, c.err) {
+			return c.name
+		}
+	}
+	if err == nil {
+		return "nil"
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// helperMemLimit waits for a line (the test moves it into a memory cgroup
+// meanwhile), then creates SEG_NAME with SEG_SIZE bytes, touching every
+// page in Init, and answers "created" or "error CAUSE".
+func helperMemLimit() int {
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	size, _ := strconv.Atoi(os.Getenv("SEG_SIZE"))
+	s, err := Open(os.Getenv("SEG_NAME"), append(envOpts(), Size(size), Init(func(b []byte) error {
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		return nil
+	}))...)
+	if err != nil {
+		fmt.Println("error", cause(err))
+		return 0
+	}
+	fmt.Println("created")
+	s.Close()
+	return 0
+}
+
+// helperSlowInit creates SEG_NAME with an Init that says "init" and then
+// waits for a line before it fills the data; then it says "created".
+func helperSlowInit() int {
+	name := os.Getenv("SEG_NAME")
+	in := bufio.NewReader(os.Stdin)
+	s, err := Open(name, append(envOpts(), Size(4096), Init(func(b []byte) error {
+		fmt.Println("init")
+		in.ReadString('\n')
+		return fill(name)(b)
+	}))...)
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		return 1
+	}
+	fmt.Println("created")
+	in.ReadString('\n')
+	s.Close()
+	return 0
+}

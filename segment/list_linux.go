@@ -157,6 +157,9 @@ func Remove(name string, opts ...Option) error {
 		return fail(err)
 	}
 	defer unix.Close(d)
+	if c.force {
+		return removeForced(d, name, fail)
+	}
 	fd, size, err := openFile(d, name, unix.O_RDONLY, nil)
 	if errors.Is(err, errMissing) {
 		return fail(ErrNotExist)

@@ -21,7 +21,7 @@ const (
 )
 
 // An Option adjusts Open, Stat, List or Remove. Stat, List and Remove use
-// only Dir and ignore the others.
+// only Dir (and Remove Force) and ignore the others.
 type Option func(*config)
 
 type config struct {
@@ -36,7 +36,13 @@ type config struct {
 	openOnly     bool
 	trusted      []int
 	otherPIDNS   bool
+	trustGroups  bool
+	trustDir     bool
+	allowLinks   bool
+	allowWide    bool
+	force        bool
 	fallbackOnly bool // tests: publish with the named-temporary protocol
+	noClaim      bool // tests: race without the creation claim
 	bad          []string
 }
 
@@ -57,13 +63,21 @@ func Size(n int) Option {
 // Init sets the function that fills a new segment's data before anyone
 // else can see it. It runs only when Open builds a new segment, on zeroed
 // data, after the segment's mutexes are initialised and before
-// publication; an Open that finds the segment existing does not call it. If it returns an error or panics, nothing is published and
-// Open returns the error (wrapped with ErrInit). When several processes
-// race to create the same name, each may run Init on its own copy; only the
-// copy that is published survives.
+// publication; an Open that finds the segment existing does not call it.
+// If it returns an error or panics, nothing is published and Open returns
+// the error (wrapped with ErrInit). When several processes race to create
+// the same name, one builds while the others wait for its publication (a
+// flock on a claim file beside the segment), so Init runs once; only where
+// the claim cannot be had (a claim file planted by an untrusted user, a
+// filesystem without flock) may racers each run Init on their own copy,
+// and then only the copy that is published survives.
 //
 // Init must not keep data past its return other than through the Segment
-// Open returns: the memory of a copy that lost the race is unmapped.
+// Open returns: the memory of a copy that lost the race is unmapped. It
+// must not Open the same name: that Open would wait for the claim its own
+// caller holds, forever. Other creators of the name (goroutines and
+// processes) wait while Init runs, so an Init that never returns stalls
+// them too.
 func Init(fn func(data []byte) error) Option {
 	return func(c *config) { c.init = fn }
 }
@@ -136,6 +150,44 @@ func TrustOwner(uid int) Option {
 // OWNER_DIED. Use it only when every process that will ever use the
 // segment's mutexes is in one namespace, or when the mutexes are not used.
 func AllowOtherPIDNamespace() Option { return func(c *config) { c.otherPIDNS = true } }
+
+// TrustGroups lets Open use a segment owned by any user when the file's
+// group is one of this process's groups (its effective group or a
+// supplementary one) and the file's mode grants that group read and write:
+// the way a group of services shares segments without naming every
+// possible creator with TrustOwner. Every member of the group can then
+// rewrite the segment, so only use it with groups whose members are meant
+// to be peers. A directory that is group-writable without the sticky bit
+// is accepted too when its group is one of this process's.
+func TrustGroups() Option { return func(c *config) { c.trustGroups = true } }
+
+// TrustDir lets Open use a directory it would otherwise refuse with
+// ErrUnsafeDir: one (or an ancestor of one) owned by an untrusted user, or
+// writable by group or others without the sticky bit. Whoever can write
+// such a directory can rename a live segment away, after which the next
+// Open creates a second segment under the name and two processes can hold
+// "the" lock at once.
+func TrustDir() Option { return func(c *config) { c.trustDir = true } }
+
+// AllowHardLinks lets Open use a file with more than one hard link, which
+// it otherwise refuses with ErrLinked: another name for the same file,
+// possibly in a directory with other permissions, gives its maker access
+// to the segment under a name of their choosing.
+func AllowHardLinks() Option { return func(c *config) { c.allowLinks = true } }
+
+// AllowWiderMode lets Open use a file whose mode grants permission bits
+// beyond Mode (default 0600), which it otherwise refuses with
+// ErrWideMode: the caller would be putting its data where users it did
+// not choose can read or write it. Peers sharing a segment should pass the
+// same Mode instead.
+func AllowWiderMode() Option { return func(c *config) { c.allowWide = true } }
+
+// Force makes Remove unlink whatever regular file is under the name, even
+// one that is truncated, damaged or not a segment at all (a symbolic link,
+// directory or device is still refused). It is the way to clear a
+// segment that Open refuses, such as one truncated while in use (ErrFault,
+// ErrTruncated). Open, Stat and List ignore it.
+func Force() Option { return func(c *config) { c.force = true } }
 
 func newConfig(opts []Option) config {
 	c := config{dir: DefaultDir, mode: DefaultMode}

@@ -27,3 +27,6 @@ func Remove(name string, opts ...Option) error {
 
 // unmap is never reached: Open never succeeds here.
 func unmap(mem []byte) error { return ErrUnsupported }
+
+// reserve is never reached: Open never succeeds here.
+func reserve(mem []byte) error { return ErrUnsupported }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,10 +49,24 @@ func temporaries(t *testing.T, dir string) []string {
 func TestOpenRace(t *testing.T) {
 	const procs, rounds, size = 32, 100, 4096
 	paths(t, func(t *testing.T, fallback bool) {
+		for _, claim := range []bool{false, true} {
+			t.Run(map[bool]string{false: "link-race", true: "claim"}[claim], func(t *testing.T) {
+				openRace(t, fallback, claim, procs, rounds, size)
+			})
+		}
+	})
+}
+
+// openRace is one TestOpenRace: without the claim, several creators must
+// build and race to publish in some rounds; with it, exactly one builds in
+// every round.
+func openRace(t *testing.T, fallback, claim bool, procs, rounds int, size int64) {
+	{
 		dir := t.TempDir()
 		kids := make([]*child, procs)
 		for i := range kids {
-			kids[i] = spawn(t, "race", "SEG_DIR="+dir, "SEG_SIZE="+strconv.Itoa(size), fallbackEnv(fallback))
+			kids[i] = spawn(t, "race", "SEG_DIR="+dir, "SEG_SIZE="+strconv.Itoa(int(size)), fallbackEnv(fallback),
+				"SEG_NOCLAIM="+map[bool]string{false: "1", true: "0"}[claim])
 		}
 		deadline := time.Now().Add(2 * patience)
 		contested := 0 // rounds in which several processes built a copy
@@ -90,8 +105,11 @@ func TestOpenRace(t *testing.T) {
 			}
 		}
 		t.Logf("%d of %d rounds had several creators racing to publish", contested, rounds)
-		if contested == 0 {
+		if !claim && contested == 0 {
 			t.Error("no round had competing creators: the test did not race")
+		}
+		if claim && contested != 0 {
+			t.Errorf("with the claim, %d rounds had several creators build a copy, want none", contested)
 		}
 		for _, k := range kids {
 			k.CloseStdin()
@@ -116,7 +134,7 @@ func TestOpenRace(t *testing.T) {
 				t.Errorf("%s: %+v", in.Name, in)
 			}
 		}
-	})
+	}
 }
 
 // TestKillInInit: processes race to create a name whose Init is slow, and
@@ -191,8 +209,19 @@ func TestKillInInit(t *testing.T) {
 			}
 			s.Close()
 			tmp := temporaries(t, dir)
-			if !fallback && len(tmp) != 0 {
-				t.Fatalf("round %d: O_TMPFILE path left %q", r, tmp)
+			if !fallback {
+				// The one thing a creator killed between publishing and
+				// releasing its claim may leave: the claim file, beside
+				// its published segment (the fallback sweep removes it).
+				var other []string
+				for _, n := range tmp {
+					if seg, ok := strings.CutPrefix(n, claimPrefix); !ok || !exists2(dir, seg) {
+						other = append(other, n)
+					}
+				}
+				if len(other) != 0 {
+					t.Fatalf("round %d: O_TMPFILE path left %q", r, other)
+				}
 			}
 			leftovers += len(tmp)
 			// The next creation sweeps the dead creators' temporaries.
@@ -259,4 +288,9 @@ func TestGoroutineRace(t *testing.T) {
 			t.Errorf("left: %q", tmp)
 		}
 	})
+}
+
+func exists2(dir, name string) bool {
+	_, err := os.Lstat(filepath.Join(dir, name))
+	return err == nil
 }

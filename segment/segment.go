@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"io/fs"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -108,6 +109,15 @@ func (s *Segment) Data() []byte {
 // one: the kernel's robust list of that thread points into the mapping and
 // would be followed at the thread's death. Unlock first, then Close.
 //
+// A segment whose file was truncated (or overwritten by a shorter file)
+// while mapped cannot be read any more: the check of its mutexes faults.
+// Close then releases the file's mapping anyway and returns an error
+// wrapping ErrFault. It leaves in its place an inaccessible reservation of
+// the same addresses (no memory, just address space), because it can no
+// longer tell whether a thread here holds one of the mutexes: a robust
+// list entry pointing there must meet a fault, as it would have in the
+// truncated file, never other memory mapped later at the same address.
+//
 // Close does not remove the segment (see Remove) and does not touch its
 // mutexes. After Close, Data returns nil, Mutex returns nil and MutexN and
 // Close return ErrClosed. Slices and *Mutex values obtained before Close
@@ -119,10 +129,16 @@ func (s *Segment) Close() error {
 	if mp == nil {
 		return s.err("close", ErrClosed)
 	}
-	for i, m := range mp.mutexes {
-		if m.HeldHere() {
-			return s.err("close", detail(ErrInUse, "mutex %d is held by thread %d", i, m.State().Owner))
+	held, owner, fault := heldHere(mp)
+	if fault != nil {
+		s.m.Store(nil)
+		if err := reserve(mp.mem); err != nil {
+			return s.err("close", fmt.Errorf("%w (%v); releasing the mapping: %w", ErrFault, fault, err))
 		}
+		return s.err("close", detail(ErrFault, "%v; the mapping was released", fault))
+	}
+	if held >= 0 {
+		return s.err("close", detail(ErrInUse, "mutex %d is held by thread %d", held, owner))
 	}
 	if robustlock.Busy(mp.mem) {
 		return s.err("close", detail(ErrInUse, "a thread is locking or unlocking one of its mutexes"))
@@ -131,6 +147,68 @@ func (s *Segment) Close() error {
 	if err := unmap(mp.mem); err != nil {
 		return s.err("close", err)
 	}
+	return nil
+}
+
+// heldHere returns the first mutex of mp that a thread of this process
+// holds (-1 if none) and its owner, or the fault that reading the mutexes
+// raised (the file was truncated under the mapping).
+func heldHere(mp *mapping) (held, owner int, fault error) {
+	held = -1
+	err := guard(func() {
+		for i, m := range mp.mutexes {
+			if m.HeldHere() {
+				held, owner = i, m.State().Owner
+				return
+			}
+		}
+	})
+	return held, owner, err
+}
+
+// Check reports whether the segment's memory can still be read and still
+// holds a segment: an error wrapping ErrFault if its file was truncated
+// while mapped (touching it would raise SIGBUS), ErrBadMagic if the file
+// was overwritten with something else, ErrClosed after Close, nil
+// otherwise. It reads the first and the last byte of the mapping with a
+// fault guard, so it never crashes; the file can of course be damaged
+// right after it returns.
+func (s *Segment) Check() error {
+	mp := s.m.Load()
+	if mp == nil {
+		return s.err("check", ErrClosed)
+	}
+	var magic string
+	var last byte
+	if err := guard(func() {
+		magic = string(mp.mem[:len(Magic)])
+		last = mp.mem[len(mp.mem)-1]
+	}); err != nil {
+		return s.err("check", detail(ErrFault, "%v", err))
+	}
+	_ = last
+	if magic != Magic {
+		return s.err("check", detail(ErrBadMagic, "%q", magic))
+	}
+	return nil
+}
+
+// guard runs f with the runtime's panic-on-fault mode on for this
+// goroutine and returns the fault f met, if any, instead of crashing: the
+// way to read mapped memory whose file may have been truncated. Other
+// panics pass through.
+func guard(f func()) (fault error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(interface{ Addr() uintptr }); ok {
+				fault = fmt.Errorf("fault at address %#x", e.Addr())
+				return
+			}
+			panic(r)
+		}
+	}()
+	f()
 	return nil
 }
 
