@@ -24,12 +24,11 @@ package robustlock
 // segment's docs), with debug.SetPanicOnFault and a recover.
 
 import (
+	"context"
 	"runtime"
 	"runtime/debug"
 	"syscall"
 	"unsafe"
-
-	"context"
 
 	"github.com/futexlab/robustlock/internal/robustlist"
 )
@@ -37,7 +36,7 @@ import (
 // ErrFault: the mutex's memory faulted (the file under a mapping was
 // truncated or replaced): nothing can be done with it but unmap it. Only
 // Guarded's methods return it; the plain ones crash the process. (EFAULT)
-var ErrFault = &Error{"mutex memory faulted (segment truncated or replaced?)", syscall.EFAULT}
+var ErrFault = &Error{"memory faulted (file truncated or replaced while mapped)", syscall.EFAULT}
 
 // Guarded is a view of a Mutex whose methods report a memory fault as
 // ErrFault instead of crashing the process. Otherwise they behave exactly

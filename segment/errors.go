@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	"github.com/futexlab/robustlock"
 )
 
 // Error is the error type every function of this package returns: what was
@@ -96,8 +98,9 @@ var (
 	// truncated (or replaced by a shorter one) while mapped, so touching
 	// its pages raises SIGBUS. Close reports it after releasing the
 	// mapping anyway; Check reports it without crashing. Remove with Force
-	// deletes such a file.
-	ErrFault = errors.New("segment memory faulted (file truncated while mapped)")
+	// deletes such a file. It is robustlock.ErrFault, which a Mutex's
+	// Guarded methods return for the same cause.
+	ErrFault = robustlock.ErrFault
 
 	// ErrTruncated: the file is shorter than its header, or than the size
 	// its header declares (an empty file included).
