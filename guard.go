@@ -106,3 +106,9 @@ func (g Guarded) guard(err *error, was bool) {
 	}
 	runtime.UnlockOSThread()
 }
+
+// State is Mutex.State, guarded: a fault is ErrFault with the zero State.
+func (g Guarded) State() (s State, err error) {
+	defer g.guard(&err, debug.SetPanicOnFault(true))
+	return g.m.State(), nil
+}

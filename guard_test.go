@@ -68,3 +68,17 @@ func TestGuardedUnlockUnlinksFaultedEntry(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Guarded State reports a truncated mutex's fault instead of crashing.
+func TestGuardedState(t *testing.T) {
+	path, _, m := shared(t)
+	if _, err := m.Guarded().State(); err != nil {
+		t.Fatalf("Guarded State of an intact mutex: %v", err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Guarded().State(); !errors.Is(err, robustlock.ErrFault) {
+		t.Fatalf("Guarded State of a truncated mutex = %v, want ErrFault", err)
+	}
+}
