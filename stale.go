@@ -142,3 +142,31 @@ func (m *Mutex) recoverStale(old, assume uint32, exited bool) (err error, ok boo
 // staleRecoveries counts locks taken from a vanished holder, staleWatches
 // the exit watches started and staleWakes those that fired, for tests.
 var staleRecoveries, staleWatches, staleWakes atomic.Int64
+
+// ReleaseStale does for m what the kernel failed to do: if m is held by a
+// thread that no longer exists in this PID namespace (see the file comment
+// for how that happens and how it is told), it marks m OWNER_DIED exactly as
+// the kernel marks a dead owner's lock, and wakes a sleeper, so that the
+// next locker, in any process, gets ErrOwnerDied and repairs. It reports
+// whether it did; it never touches a lock whose holder lives, and it is
+// what `robustlock recover` runs. Waiters do this by themselves after a
+// while; ReleaseStale is for a lock nobody waits for yet.
+func (m *Mutex) ReleaseStale() (bool, error) {
+	if m == nil {
+		return false, ErrNilMutex
+	}
+	c := m.c()
+	old := atomic.LoadUint32(&c.lock)
+	holder := old & futex.TIDMask
+	if holder == 0 || !taskGone(holder) {
+		return false, nil
+	}
+	if !atomic.CompareAndSwapUint32(&c.lock, old, old&futex.Waiters|futex.OwnerDied) {
+		return false, nil // it moved on: someone released or recovered it
+	}
+	if old&futex.Waiters != 0 {
+		futex.Wake(&c.lock, 1)
+	}
+	staleRecoveries.Add(1)
+	return true, nil
+}

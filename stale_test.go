@@ -160,3 +160,35 @@ func TestStaleOwnerFoundByExitWatch(t *testing.T) {
 	m.MarkConsistent()
 	m.Unlock()
 }
+
+// ReleaseStale marks a stale lock owner-died as the kernel would have, and
+// leaves a live holder's lock alone.
+func TestReleaseStale(t *testing.T) {
+	path, _, m := shared(t)
+	otherPath, _, other := shared(t)
+	other.Init()
+	h := startHelper(t, path, "holdtwo", otherPath)
+	h.expect("locked")
+	if ok, err := m.ReleaseStale(); ok || err != nil {
+		t.Fatalf("ReleaseStale with a live holder = %v, %v; want false, nil", ok, err)
+	}
+	if err := os.Truncate(otherPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.kill()
+	h.wait()
+	if ok, err := m.ReleaseStale(); !ok || err != nil {
+		t.Fatalf("ReleaseStale of a vanished holder's lock = %v, %v; want true, nil", ok, err)
+	}
+	if st := m.State(); !st.OwnerDied || st.Owner != 0 {
+		t.Fatalf("after ReleaseStale: %v, want owner died and free", st)
+	}
+	if err := m.TryLock(); !errors.Is(err, robustlock.ErrOwnerDied) {
+		t.Fatalf("TryLock after ReleaseStale = %v, want ErrOwnerDied", err)
+	}
+	m.MarkConsistent()
+	m.Unlock()
+	if ok, _ := m.ReleaseStale(); ok {
+		t.Fatal("ReleaseStale released a free lock")
+	}
+}
