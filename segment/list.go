@@ -52,8 +52,8 @@ type Counts struct {
 // data are counted as free mutexes (zero bytes) without being read.
 const ScanBudget = (MaxMutexes + 1) * mutexStride
 
-// add counts one mutex's state.
-func (c *Counts) add(st robustlock.State) {
+// Add counts one mutex's state, as Walk does.
+func (c *Counts) Add(st robustlock.State) {
 	c.Scanned++
 	switch {
 	case st.NotRecoverable:

@@ -163,7 +163,7 @@ func entryAt(d int, name, path string) (e Entry, ok bool) {
 		if i == 0 {
 			e.Lock = st
 		}
-		e.Counts.add(st)
+		e.Counts.Add(st)
 	})
 	if err != nil {
 		return fail(err)

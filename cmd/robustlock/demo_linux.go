@@ -45,7 +45,7 @@ type demoConfig struct {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "[flags]", `
+	fs := newFlags("demo", "[flags]", `
 Run the main job: worker processes (this program, started again) share a
 segment in /dev/shm and move money between accounts under its robust lock,
 a transfer at a time, with an undo journal. A chaos killer SIGKILLs workers,
@@ -59,9 +59,12 @@ Exit status 0 only if the total never changed and every death while holding
 the lock was recovered; 1 otherwise; 130 if interrupted. The segment is
 removed at the end, also on Ctrl-C, unless -keep is given.`, stdout, stderr)
 	var c demoConfig
-	fs.IntVar(&c.workers, "workers", 4, "run `N` worker processes")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run")
-	fs.IntVar(&c.kills, "kills", -1, "SIGKILL `N` workers over the run; 0 turns the killer off (default 4 per second of -duration)")
+	workers := intFlag{n: 4, lo: 1, hi: maxWorkers}
+	duration := positiveDuration{10 * time.Second}
+	kills := intFlag{lo: 0, hi: maxInt}
+	fs.Var(&workers, "workers", "run `N` worker processes, 1 to 64 (default 4)")
+	fs.Var(&duration, "duration", "how long to run (default 10s)")
+	fs.Var(&kills, "kills", "SIGKILL `N` workers over the run; 0 turns the killer off (default 4 per second of -duration)")
 	fs.StringVar(&c.dir, "dir", segment.DefaultDir, "`directory` for the segment")
 	fs.BoolVar(&c.keep, "keep", false, "leave the segment in place at the end, for robustlock inspect")
 	fs.BoolVar(&c.verbose, "v", false, "print a line for every kill and every recovery")
@@ -70,24 +73,19 @@ removed at the end, also on Ctrl-C, unless -keep is given.`, stdout, stderr)
 	name := fs.String("name", "", "worker: the segment's name")
 	n := fs.Int("slot", 0, "worker: its slot")
 	ppid := fs.Int("ppid", 0, "worker: the demo's pid")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(stderr, "demo", err)
+	pos, status, ok := fs.parse(args)
+	if !ok {
+		return status
 	}
 	if len(pos) > 0 {
-		return failf(stderr, exitUsage, "demo: unexpected argument %q (see 'robustlock demo -h')", pos[0])
+		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	if *worker {
 		return runWorker(*name, c.dir, *n, *ppid, stderr)
 	}
-	if c.kills < 0 {
+	c.workers, c.duration, c.kills = workers.n, duration.d, kills.n
+	if !kills.set {
 		c.kills = int(4 * c.duration.Seconds())
-	}
-	switch {
-	case c.workers < 1 || c.workers > maxWorkers:
-		return failf(stderr, exitUsage, "demo: -workers must be between 1 and %d", maxWorkers)
-	case c.duration <= 0:
-		return failf(stderr, exitUsage, "demo: -duration must be positive")
 	}
 	d, err := newDemo(c, stdout, stderr)
 	if err != nil {

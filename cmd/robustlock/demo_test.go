@@ -242,11 +242,15 @@ func TestDemoBadFlags(t *testing.T) {
 		{"-workers", "65"},
 		{"-duration", "0s"},
 		{"-kills", "x"},
+		{"-kills", "-1"},
+		{"-workers", "-3"},
+		{"-duration", "-1s"},
+		{"-duration", "x"},
 		{"extra"},
 	} {
 		r := runBin(t, 10*time.Second, append([]string{"demo"}, args...)...)
-		if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "robustlock: demo: ") {
-			t.Errorf("demo %v: exit %d, stderr %q; want %d and one line", args, r.code, r.stderr, exitUsage)
+		if !isUsageError(r, "demo") {
+			t.Errorf("demo %v: exit %d, stderr %q; want %d, the error, then the usage line", args, r.code, r.stderr, exitUsage)
 		}
 	}
 	r := runBin(t, 10*time.Second, "demo", "-dir", "/nonexistent/dir", "-duration", "1s")
