@@ -46,6 +46,7 @@ func (s *suite) contendRun(contender string, procs, g, k int, cs int64) (runStat
 		specs[i] = workerSpec{Mode: modeContend, Contender: contender, ID: i, G: g, K: k, CS: cs}
 	}
 	res, err := s.runBarrier(specs)
+	s.step("contended")
 	if err != nil {
 		return st, err
 	}

@@ -5,6 +5,9 @@ import (
 	"sort"
 )
 
+// handoff measures the hand-off latency between two processes: from the
+// holder's unlock to the waiter's lock returning, with the waiter asleep
+// in the kernel when the holder lets go.
 func (s *suite) handoff() error {
 	fmt.Fprintf(s.log, "hand-off between two processes (holder keeps the lock %v after the waiter arrives)\n", s.opt.delay)
 	for _, c := range contenders {
@@ -32,6 +35,7 @@ func (s *suite) handoff() error {
 				{Mode: modeHandoff, Contender: c.Name, ID: 1, K: s.opt.handoff, Delay: int64(s.opt.delay)},
 			}
 			res, err := s.runBarrier(specs)
+			s.step("handoff")
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.Name, err)
 			}

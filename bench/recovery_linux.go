@@ -9,13 +9,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// recoveryContenders are the locks whose holders the recovery section
+// kills: every one shared between processes.
+var recoveryContenders = []string{cRobust, cGlibcC, cFlock, cOFD, cSysV}
+
 // recovery kills a process holding the lock while another waits for it,
 // and measures from the clock reading just before kill(2) to the waiter's
 // lock returning. The waiter has been asleep in the kernel for a couple of
 // milliseconds when the kill is sent.
 func (s *suite) recovery() error {
 	fmt.Fprintln(s.log, "recovery: SIGKILL the holder, time until the next lock returns")
-	for _, name := range []string{cRobust, cGlibcC, cFlock, cOFD, cSysV} {
+	for _, name := range recoveryContenders {
 		c, _ := contenderByName(name)
 		ok, why := s.runnable(name)
 		if !ok {
@@ -32,6 +36,7 @@ func (s *suite) recovery() error {
 				return err
 			}
 			l, died, err := s.recoverOnce(name)
+			s.step("recovery")
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}

@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// segments measures opening a published segment and creating a new one,
+// beside the same steps on a plain file without the checks.
 func (s *suite) segments() error {
 	fmt.Fprintln(s.log, "segments: open an existing one, create+publish a new one")
 	dir := filepath.Join(s.dir, "segments")
@@ -83,6 +85,7 @@ func (s *suite) segments() error {
 				total += d
 			}
 			per = append(per, float64(total)/float64(n))
+			s.step("segment")
 		}
 		row := segRow{Name: op.name, What: op.what, NsOp: summarize(per), N: n}
 		s.rep.Segment = append(s.rep.Segment, row)

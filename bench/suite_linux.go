@@ -30,6 +30,15 @@ type suite struct {
 	semID    int
 	exe      string
 	rep      *report
+	meter    *meter             // overall progress (progress.go); s.log writes through it
+	plan     map[string]planned // each section's work units, for the meter
+}
+
+// planned is a section's work as the meter counts it: so many units, each
+// of a rough cost in seconds.
+type planned struct {
+	units int
+	cost  float64
 }
 
 func runSuite(opt *options, stdout, stderr io.Writer) int {
@@ -50,14 +59,24 @@ func runSuite(opt *options, stdout, stderr io.Writer) int {
 			rep.Unavailable[c.Name] = why
 		}
 	}
-	meter := startCPUMeter()
+	cpu := startCPUMeter()
 	s, err := newSuite(ctx, opt, stderr, rep)
 	if err != nil {
-		fmt.Fprintf(stderr, "robustlock bench: %v\n", err)
+		fmt.Fprintf(stderr, "robustlock: bench: %v\n", err)
 		return 1
 	}
 	defer s.cleanup()
-	fmt.Fprintf(stderr, "robustlock bench: %s, %d cores, load %s; %d reps\n",
+	s.plan = s.planWork()
+	total := 0.0
+	for name, p := range s.plan {
+		if opt.sections[name] {
+			total += float64(p.units) * p.cost
+		}
+	}
+	s.meter = newMeter(stderr, total)
+	s.log = s.meter
+	defer s.meter.finish()
+	fmt.Fprintf(s.log, "robustlock bench: %s, %d cores, load %s; %d reps\n",
 		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.LoadBefore, opt.reps)
 	steps := []struct {
 		name string
@@ -76,22 +95,25 @@ func runSuite(opt *options, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			break
 		}
+		s.meter.enter(st.name)
 		if err := st.run(); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", st.name, err))
-			fmt.Fprintf(stderr, "robustlock bench: %s: %v\n", st.name, err)
+			fmt.Fprintf(s.log, "robustlock: bench: %s: %v\n", st.name, err)
 		}
+		s.meter.leave()
 	}
+	s.meter.finish()
 	if ctx.Err() != nil {
 		rep.Errors = append(rep.Errors, "interrupted")
 	}
 	rep.Machine.LoadAfter = loadAvg()
-	rep.Machine.OthersCPU = meter.othersShare()
+	rep.Machine.OthersCPU = cpu.othersShare()
 	rep.Elapsed = time.Since(start).Round(100 * time.Millisecond).String()
 	rep.Targets = evalTargets(rep)
 	rep.text(stdout)
 	if opt.out != "" {
 		if err := writeOutputs(rep, opt.out); err != nil {
-			fmt.Fprintf(stderr, "robustlock bench: -out: %v\n", err)
+			fmt.Fprintf(stderr, "robustlock: bench: -out: %v\n", err)
 			return 1
 		}
 		fmt.Fprintf(stderr, "robustlock bench: wrote %s\n", opt.out)
@@ -142,8 +164,70 @@ func (s *suite) cleanup() {
 	os.RemoveAll(s.dir)
 }
 
+// progress prints one line of a section's results.
 func (s *suite) progress(format string, args ...any) {
 	fmt.Fprintf(s.log, "  "+format+"\n", args...)
+}
+
+// step counts one unit of section's work as done, for the overall
+// progress.
+func (s *suite) step(section string) {
+	if s.meter != nil {
+		s.meter.advance(s.plan[section].cost)
+	}
+}
+
+// planWork counts each section's units of work as the sections will run
+// them, with a rough cost for each from the flags: the meter needs the
+// proportions right more than the seconds (progress.go).
+func (s *suite) planWork() map[string]planned {
+	o := s.opt
+	runnable := func(c string) bool { ok, _ := s.runnable(c); return ok }
+	n := func(names []string) int {
+		k := 0
+		for _, c := range names {
+			if runnable(c) {
+				k++
+			}
+		}
+		return k
+	}
+	var all, shared []string
+	for _, c := range contenders {
+		all = append(all, c.Name)
+		if c.Shared {
+			shared = append(shared, c.Name)
+		}
+	}
+	uncTarget := 15 * 0.1 // chunks of the 100 ms target, per contender
+	if o.quick {
+		uncTarget = 15 * 0.002
+	}
+	perSeries := o.reps
+	if o.runTime > 0 {
+		perSeries++ // the pilot run
+	}
+	runs := 0
+	for range o.cs {
+		for _, x := range o.procs {
+			if x < 1 {
+				continue
+			}
+			for _, se := range s.seriesList() {
+				if runnable(se.contender) {
+					runs += perSeries
+				}
+			}
+		}
+	}
+	const start = 0.05 // starting worker processes and meeting at the barrier
+	return map[string]planned{
+		"uncontended": {o.reps, uncTarget * float64(n(all))},
+		"contended":   {runs, o.runTime.Seconds() + start},
+		"handoff":     {n(shared) * o.reps, float64(o.handoff)*(o.delay.Seconds()+20e-6) + start},
+		"recovery":    {n(recoveryContenders) * o.reps * o.recovery, 2*start + 0.002},
+		"segment":     {4 * o.reps, float64(o.segOps) * 30e-6},
+	}
 }
 
 // runnable reports whether contender c runs in this suite, and why not.

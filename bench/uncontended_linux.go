@@ -111,6 +111,7 @@ func (s *suite) uncontended() error {
 		for i, c := range cs {
 			c.ns = append(c.ns, median(per[i]))
 		}
+		s.step("uncontended")
 	}
 	for _, c := range cs {
 		var a, b runtime.MemStats
