@@ -278,4 +278,8 @@ func TestBench(t *testing.T) {
 	if strings.Contains(r.stderr, "unknown command") {
 		t.Errorf("bench is not wired: %q", r.stderr)
 	}
+	// Installed or not, -h is help on stdout.
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: robustlock bench ") {
+		t.Errorf("bench -h: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }
