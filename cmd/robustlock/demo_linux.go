@@ -62,7 +62,7 @@ removed at the end, also on Ctrl-C, unless -keep is given.`, stdout, stderr)
 	workers := intFlag{n: 4, lo: 1, hi: maxWorkers}
 	duration := positiveDuration{10 * time.Second}
 	kills := intFlag{lo: 0, hi: maxInt}
-	fs.Var(&workers, "workers", "run `N` worker processes, 1 to 64 (default 4)")
+	fs.Var(&workers, "workers", fmt.Sprintf("run `N` worker processes, 1 to %d (default 4)", maxWorkers))
 	fs.Var(&duration, "duration", "how long to run (default 10s)")
 	fs.Var(&kills, "kills", "SIGKILL `N` workers over the run; 0 turns the killer off (default 4 per second of -duration)")
 	fs.StringVar(&c.dir, "dir", segment.DefaultDir, "`directory` for the segment")
