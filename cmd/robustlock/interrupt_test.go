@@ -71,3 +71,33 @@ func TestDemoTimeoutINT(t *testing.T) {
 		noWorkersLeft(t, dir)
 	}
 }
+
+// TestDemoContinue: SIGCONTs from outside while the demo runs (a shell's
+// fg, a supervisor) resume workers the chaos killer has stopped; the demo
+// must neither hang on a stop that was undone nor miscount, and end with
+// its verdict.
+func TestDemoContinue(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "demo", "-duration", "3s", "-kills", "30", "-dir", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := startDemo(t, cmd)
+	pgid := cmd.Process.Pid
+	stop := time.Now().Add(3 * time.Second)
+	for time.Now().Before(stop) && syscall.Kill(-pgid, syscall.SIGCONT) == nil {
+		time.Sleep(200 * time.Microsecond)
+	}
+	var stdout string
+	select {
+	case stdout = <-out.stdout:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo did not end within 60s")
+	}
+	cmd.Wait()
+	t.Logf("stdout:\n%s", stdout)
+	if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(stdout, "\nok: ") {
+		t.Errorf("exit %d, stderr:\n%s", code, out.stderr.String())
+	}
+	if e := entries(t, dir); len(e) != 0 {
+		t.Errorf("the segment was not removed: %v", e)
+	}
+}
