@@ -101,8 +101,22 @@ func TestLsPlanted(t *testing.T) {
 	if code := runInspect([]string{"-dir", dir, "--json", "planted-0"}, &out, &errs); code != 0 {
 		t.Fatalf("inspect: exit %d: %s", code, errs.String())
 	}
+	var one segmentReport
+	if err := json.Unmarshal(out.Bytes(), &one); err != nil || len(one.Mutexes) != h.MutexCount {
+		t.Fatalf("inspect --json: %v, %d mutexes", err, len(one.Mutexes))
+	}
 	if n := procLookups.Load() - before; n > 2 {
 		t.Errorf("inspect of %d mutexes, %d held by one thread, looked %d ids up; want at most 2", h.MutexCount, held, n)
+	}
+
+	// Text: a section per held mutex, one line for the free ones after.
+	out.Reset()
+	if code := runInspect([]string{"-dir", dir, "planted-0"}, &out, &errs); code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, errs.String())
+	}
+	idle := " to " + strconv.Itoa(h.MutexCount-1) + ": free, no waiters" // the hole
+	if lines := strings.Count(out.String(), "\n"); lines > 20+10*held || !strings.Contains(out.String(), idle) {
+		t.Errorf("inspect printed %d lines; want about 10 per held mutex and %q", lines, idle)
 	}
 
 	text := runBin(t, 60*time.Second, "ls", "-dir", dir)

@@ -363,7 +363,18 @@ func printInspect(w io.Writer, r segmentReport, now time.Time) {
 	}
 	fmt.Fprintf(tw, "pid namespace\t%s\n", ns)
 	tw.Flush()
-	for _, m := range r.Mutexes {
+	ms := r.Mutexes
+	for len(ms) > 0 {
+		m := ms[0]
+		// A run of idle mutexes alike (a segment may have 65537) is one
+		// line, not a section each.
+		if n := idleRun(ms); m.Index > 0 && n >= 3 {
+			fmt.Fprintf(w, "\nmutexes %d to %d: free, no waiters, kind %d%s, %d users\n",
+				m.Index, ms[n-1].Index, m.Kind, kindText(m.Kind), m.Users)
+			ms = ms[n:]
+			continue
+		}
+		ms = ms[1:]
 		label := fmt.Sprintf("mutex %d", m.Index)
 		if m.Index == 0 {
 			label += " (segment lock)"
@@ -385,6 +396,19 @@ func printInspect(w io.Writer, r segmentReport, now time.Time) {
 		fmt.Fprintf(tw, "  users\t%d\n", m.Users)
 		tw.Flush()
 	}
+}
+
+// idleRun returns how many mutexes at the start of ms are free, without
+// waiters or flags, and alike in kind and users.
+func idleRun(ms []mutexReport) int {
+	idle := func(m mutexReport) bool {
+		return m.State == "free" && !m.Waiters && !m.OwnerDied && !m.Inconsistent && !m.NotRecoverable && m.PreviousOwner == nil
+	}
+	n := 0
+	for n < len(ms) && idle(ms[n]) && ms[n].Kind == ms[0].Kind && ms[n].Users == ms[0].Users {
+		n++
+	}
+	return n
 }
 
 func kindText(k int32) string {
