@@ -234,6 +234,3 @@ func contains(xs []string, s string) bool {
 	}
 	return false
 }
-
-// selected reports whether the -contenders flag lets c run.
-func (o *options) selected(c string) bool { return o.only == nil || o.only[c] }

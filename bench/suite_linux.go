@@ -240,3 +240,14 @@ func (s *suite) runnable(c string) (bool, string) {
 	}
 	return true, ""
 }
+
+// unavailable says why c cannot run in this binary, or "" if it can.
+func (c contender) unavailable() string {
+	if c.NeedsCgo && !HaveGlibc {
+		return "unavailable: built without cgo"
+	}
+	return ""
+}
+
+// selected reports whether the -contenders flag lets c run.
+func (o *options) selected(c string) bool { return o.only == nil || o.only[c] }

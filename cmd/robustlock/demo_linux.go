@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -317,4 +318,58 @@ func (d *demo) failf(format string, a ...any) {
 	d.failures = append(d.failures, msg)
 	d.out.done()
 	fmt.Fprintf(d.stderr, "robustlock: demo: %s\n", msg)
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+// intFlag is an integer flag (the demo's) with a range, refused by the flag parser
+// (so as a usage error) when out of it, and that knows whether it was set.
+type intFlag struct {
+	n, lo, hi int
+	set       bool
+}
+
+func (f *intFlag) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strconv.Itoa(f.n)
+}
+
+func (f *intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	switch {
+	case n < f.lo && f.hi == maxInt:
+		return fmt.Errorf("must be %d or more", f.lo)
+	case n < f.lo || n > f.hi:
+		return fmt.Errorf("must be between %d and %d", f.lo, f.hi)
+	}
+	f.n, f.set = n, true
+	return nil
+}
+
+// positiveDuration is a duration flag that refuses zero and negative
+// values.
+type positiveDuration struct{ d time.Duration }
+
+func (f *positiveDuration) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f *positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration (like 10s or 1m30s)")
+	}
+	if d <= 0 {
+		return errors.New("must be positive")
+	}
+	f.d = d
+	return nil
 }

@@ -18,9 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // flags is one subcommand's flag set with its name and synopsis, for help
@@ -143,58 +141,4 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-const maxInt = int(^uint(0) >> 1)
-
-// intFlag is an integer flag with a range, refused by the flag parser
-// (so as a usage error) when out of it, and that knows whether it was set.
-type intFlag struct {
-	n, lo, hi int
-	set       bool
-}
-
-func (f *intFlag) String() string {
-	if f == nil || !f.set {
-		return ""
-	}
-	return strconv.Itoa(f.n)
-}
-
-func (f *intFlag) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("not a whole number")
-	}
-	switch {
-	case n < f.lo && f.hi == maxInt:
-		return fmt.Errorf("must be %d or more", f.lo)
-	case n < f.lo || n > f.hi:
-		return fmt.Errorf("must be between %d and %d", f.lo, f.hi)
-	}
-	f.n, f.set = n, true
-	return nil
-}
-
-// positiveDuration is a duration flag that refuses zero and negative
-// values.
-type positiveDuration struct{ d time.Duration }
-
-func (f *positiveDuration) String() string {
-	if f == nil {
-		return ""
-	}
-	return f.d.String()
-}
-
-func (f *positiveDuration) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return errors.New("not a duration (like 10s or 1m30s)")
-	}
-	if d <= 0 {
-		return errors.New("must be positive")
-	}
-	f.d = d
-	return nil
 }
