@@ -36,12 +36,42 @@ func newFlags(name, synopsis, explain string, stdout, stderr io.Writer) *flags {
 	f := &flags{FlagSet: flag.NewFlagSet("robustlock "+name, flag.ContinueOnError),
 		name: name, synopsis: synopsis, stdout: stdout, stderr: stderr}
 	f.explain = strings.TrimSpace(explain)
+	registered[name] = f
 	// The flag package calls Usage on -h and on errors alike: parse
 	// prints the help for the first and usageError the usage line for the
 	// others.
 	f.SetOutput(io.Discard)
 	f.Usage = func() {}
 	return f
+}
+
+// registered holds each subcommand's flags by name, for flagError.
+var registered = map[string]*flags{}
+
+// newFlagSet is newFlags returning the bare flag set, for a subcommand
+// written as "pos, err := parseArgs(fs, args); if err != nil { return
+// flagError(stderr, name, err) }": the same help and usage errors.
+//
+//lint:ignore U1000 the subcommands of the event and etcd work are written this way
+func newFlagSet(name, synopsis, explain string, stdout, stderr io.Writer) *flag.FlagSet {
+	return newFlags(name, synopsis, explain, stdout, stderr).FlagSet
+}
+
+// flagError turns parseArgs's error for subcommand name (made by
+// newFlagSet) into the exit status: the help and 0 for -h, a usage error
+// and 2 otherwise.
+//
+//lint:ignore U1000 the subcommands of the event and etcd work are written this way
+func flagError(stderr io.Writer, name string, err error) int {
+	f := registered[name]
+	if f == nil {
+		return failf(stderr, exitUsage, "%s: %v", name, err)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		f.help()
+		return exitOK
+	}
+	return f.usageError("%v", err)
 }
 
 // help prints the command's help on stdout.
