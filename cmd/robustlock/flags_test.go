@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -23,5 +24,18 @@ func TestFlagSetStyle(t *testing.T) {
 		"usage: robustlock style-test [-x N] NAME (see 'robustlock style-test -h')\n"
 	if code := flagError(&stderr, "style-test", err); code != exitUsage || stderr.String() != want || stdout.Len() != 0 {
 		t.Errorf("-x y: exit %d, stdout %q, stderr %q; want %q", code, stdout.String(), stderr.String(), want)
+	}
+}
+
+// TestVersionFrom: what a build from a checkout records (go build stamps
+// it unless -buildvcs=false) reaches the report.
+func TestVersionFrom(t *testing.T) {
+	bi := &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Path: "example.com/m", Version: "v1.2.3", Sum: "h1:x"},
+		Settings: []debug.BuildSetting{{Key: "CGO_ENABLED", Value: "0"}, {Key: "vcs", Value: "git"},
+			{Key: "vcs.revision", Value: "abc123"}, {Key: "vcs.time", Value: "2026-12-01T08:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
+	v := versionFrom(versionReport{Schema: versionSchema}, bi)
+	if v.Module != "example.com/m" || v.Version != "v1.2.3" || v.Sum != "h1:x" || v.Go != "go1.26.1" || v.CGO ||
+		v.VCS == nil || *v.VCS != (vcs{System: "git", Revision: "abc123", Time: "2026-12-01T08:00:00Z", Modified: true}) {
+		t.Errorf("%+v, vcs %+v", v, v.VCS)
 	}
 }

@@ -82,6 +82,11 @@ func buildVersion() versionReport {
 	if !ok {
 		return v
 	}
+	return versionFrom(v, bi)
+}
+
+// versionFrom fills v in from bi.
+func versionFrom(v versionReport, bi *debug.BuildInfo) versionReport {
 	if bi.Main.Path != "" {
 		v.Module = bi.Main.Path
 	}
