@@ -43,11 +43,3 @@ func contenderByName(name string) (contender, bool) {
 	}
 	return contender{}, false
 }
-
-// unavailable says why c cannot run in this binary, or "" if it can.
-func (c contender) unavailable() string {
-	if c.NeedsCgo && !HaveGlibc {
-		return "unavailable: built without cgo"
-	}
-	return ""
-}

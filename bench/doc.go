@@ -71,6 +71,15 @@
 // median and the spread (min – max). Nothing here asserts a speed: tests
 // check that every contender is reported, never how fast it is.
 //
+// # Progress
+//
+// The tables go to stdout; stderr shows each section's rows as they are
+// measured and the run's overall progress: the share of the planned work
+// done, the time spent and an estimate of the time left (progress.go). On
+// a terminal (golang.org/x/term) that is one status line redrawn below the
+// rows; in a log, a line after each section. The estimate scales each
+// section's planned cost by how long the work done so far really took.
+//
 // # Workers
 //
 // Worker processes re-execute os.Executable() with the argument "bench"

@@ -105,13 +105,21 @@ func TestQuick(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	for _, args := range [][]string{{"-reps", "0"}, {"-procs", "x"}, {"-sections", "nope"}, {"-contenders", "nope"}, {"extra"}} {
-		if code := Main(args, &out, &errb); code != 2 {
-			t.Errorf("Main(%q) = %d, want 2", args, code)
+	for _, args := range [][]string{{"-reps", "0"}, {"-procs", "x"}, {"-procs", "0"}, {"-cs", "-1"}, {"-run", "-1s"},
+		{"-handoff", "1"}, {"-sections", "nope"}, {"-contenders", "nope"}, {"-no-such-flag"}, {"extra"}} {
+		out.Reset()
+		errb.Reset()
+		code := Main(args, &out, &errb)
+		lines := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n")
+		if code != 2 || out.Len() != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "robustlock: bench: ") ||
+			lines[1] != "usage: robustlock bench [flags] (see 'robustlock bench -h')" {
+			t.Errorf("Main(%q) = %d, stdout %q, stderr %q; want 2, the error, then the usage line", args, code, out.String(), errb.String())
 		}
 	}
-	if code := Main([]string{"-h"}, &out, &errb); code != 0 {
-		t.Errorf("Main(-h) = %d, want 0", code)
+	out.Reset()
+	errb.Reset()
+	if code := Main([]string{"-h"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "Usage: robustlock bench ") || errb.Len() != 0 {
+		t.Errorf("Main(-h) = %d, stdout %q, stderr %q; want 0 and the help on stdout", code, out.String(), errb.String())
 	}
 }
 

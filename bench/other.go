@@ -14,7 +14,7 @@ func runWorker(spec string, stdout, stderr io.Writer) int {
 }
 
 func runSuite(opt *options, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "robustlock bench: robust process-shared locks need Linux; this is %s/%s\n",
+	fmt.Fprintf(stderr, "robustlock: bench: robust process-shared locks need Linux; this is %s/%s\n",
 		runtime.GOOS, runtime.GOARCH)
 	return 1
 }

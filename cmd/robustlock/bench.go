@@ -30,6 +30,14 @@ func runCompanion(sub, name, dir string, args []string, stdout, stderr io.Writer
 	}
 	if path == "" {
 		p, err := exec.LookPath(name)
+		if err != nil && wantsHelp(args) {
+			fmt.Fprintf(stdout, "Usage: robustlock %s [flags]\n\n"+
+				"Runs %s, the command of the %s module, which is not installed here.\n"+
+				"Its help: cd %s && go run ./cmd/%s -h\n"+
+				"To install it: go install github.com/futexlab/robustlock/%s/cmd/%s@latest\n",
+				sub, name, dir, dir, name, dir, name)
+			return exitOK
+		}
 		if err != nil {
 			return failf(stderr, exitFail, "%s: %s is not installed; run it from its module:\n"+
 				"\tcd %s && go run ./cmd/%s %s\n"+
@@ -65,4 +73,18 @@ func shellJoin(args []string) string {
 		s += fmt.Sprintf("%q", a)
 	}
 	return s
+}
+
+// wantsHelp reports whether args ask for help, as the flag package reads
+// them (before any "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

@@ -120,8 +120,27 @@ func TestDemoKeep(t *testing.T) {
 func TestDemoInterrupt(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "demo", "-duration", "60s", "-dir", dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	out := startDemo(t, cmd)
+	time.Sleep(time.Second) // time to kill a few workers
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	checkInterrupted(t, cmd, out, dir, 15*time.Second)
+}
+
+// demoRun is a demo started by startDemo: its stdout, once it has ended,
+// and its stderr.
+type demoRun struct {
+	stdout chan string
+	stderr *bytes.Buffer
+}
+
+// startDemo starts cmd, a demo, and returns once it has printed its header
+// (it handles signals from before that).
+func startDemo(t *testing.T, cmd *exec.Cmd) demoRun {
+	t.Helper()
+	r := demoRun{stdout: make(chan string, 1), stderr: new(bytes.Buffer)}
+	cmd.Stderr = r.stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -129,11 +148,8 @@ func TestDemoInterrupt(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	// The demo handles signals from before it prints its header; wait for
-	// that, then give it time to kill a few workers.
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	header := make(chan struct{})
-	output := make(chan string, 1)
 	go func() {
 		var all strings.Builder
 		sc := bufio.NewScanner(pipe)
@@ -143,27 +159,31 @@ func TestDemoInterrupt(t *testing.T) {
 				close(header)
 			}
 		}
-		output <- all.String()
+		r.stdout <- all.String()
 	}()
 	select {
 	case <-header:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the demo printed no header within 15s")
 	}
-	time.Sleep(time.Second)
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
+	return r
+}
+
+// checkInterrupted checks that the demo cmd, just interrupted, ends within
+// patience with status 130, saying so, having removed its segment from dir
+// and left no worker running.
+func checkInterrupted(t *testing.T, cmd *exec.Cmd, r demoRun, dir string, patience time.Duration) {
+	t.Helper()
 	var stdout string
 	select {
-	case stdout = <-output:
-	case <-time.After(15 * time.Second):
+	case stdout = <-r.stdout:
+	case <-time.After(patience):
 		cmd.Process.Kill()
-		t.Fatal("the demo did not end within 15s of SIGINT")
+		t.Fatalf("the demo did not end within %s of SIGINT", patience)
 	}
 	cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
-		t.Errorf("exit %d after SIGINT, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInterrupted, stdout, stderr.String())
+		t.Errorf("exit %d after SIGINT, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInterrupted, stdout, r.stderr.String())
 	}
 	if !strings.Contains(stdout, "interrupted") {
 		t.Errorf("the demo does not say it was interrupted:\n%s", stdout)
@@ -171,21 +191,26 @@ func TestDemoInterrupt(t *testing.T) {
 	if e := entries(t, dir); len(e) != 0 {
 		t.Errorf("the segment was not removed: %v", e)
 	}
-	// No worker may outlive the demo: look for any process still naming
-	// its segment on its command line.
-	prefix := "robustlock-demo-" + strconv.Itoa(cmd.Process.Pid) + "-"
+	noWorkersLeft(t, dir)
+}
+
+// noWorkersLeft fails the test if a worker outlives the demo: a process
+// still naming dir, the demo's -dir, on its command line. It gives the
+// kernel a moment, then kills what is left.
+func noWorkersLeft(t *testing.T, dir string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		left := processesMentioning(prefix)
+		left := processesMentioning(dir)
 		if len(left) == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("workers still running after the demo ended: %v", left)
 			for _, p := range left {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
-			break
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -217,11 +242,15 @@ func TestDemoBadFlags(t *testing.T) {
 		{"-workers", "65"},
 		{"-duration", "0s"},
 		{"-kills", "x"},
+		{"-kills", "-1"},
+		{"-workers", "-3"},
+		{"-duration", "-1s"},
+		{"-duration", "x"},
 		{"extra"},
 	} {
 		r := runBin(t, 10*time.Second, append([]string{"demo"}, args...)...)
-		if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "robustlock: demo: ") {
-			t.Errorf("demo %v: exit %d, stderr %q; want %d and one line", args, r.code, r.stderr, exitUsage)
+		if !isUsageError(r, "demo") {
+			t.Errorf("demo %v: exit %d, stderr %q; want %d, the error, then the usage line", args, r.code, r.stderr, exitUsage)
 		}
 	}
 	r := runBin(t, 10*time.Second, "demo", "-dir", "/nonexistent/dir", "-duration", "1s")

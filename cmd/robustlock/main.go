@@ -7,7 +7,9 @@
 //	robustlock ls [-dir DIR] [--json] [DIR]
 //	robustlock inspect [-dir DIR] [--json] NAME
 //	robustlock rm [-dir DIR] NAME...
+//	robustlock reset [-dir DIR] [-force] NAME
 //	robustlock bench [flags]
+//	robustlock version [--json]
 //
 // demo is the main job. It creates a segment in /dev/shm under a unique
 // name and starts worker processes: the same binary, executed again, each
@@ -22,31 +24,100 @@
 // It prints a table of operations, kills, kills while holding the lock,
 // recoveries and the longest recovery time, and exits 0 only if the total
 // never changed and every death while holding the lock was recovered. The
-// segment is removed at the end (also on Ctrl-C) unless -keep is given.
+// segment is removed at the end (also on Ctrl-C, SIGTERM or SIGHUP, which
+// kill the workers first) unless -keep is given.
 //
 // ls, inspect and rm are to this project's segments what ipcs and ipcrm
 // are to System V IPC: ls lists the segments in a directory (default
-// /dev/shm) with their size, creator, age and lock state; inspect shows one
-// segment's header and the state of each of its mutexes (free or held, by
-// which thread of which process, whether that thread is alive, waiters,
-// owner died, inconsistent, not recoverable); rm removes segments. Files
-// that are not segments are skipped by ls and refused by inspect and rm.
-// ls and inspect print JSON with --json.
+// /dev/shm) with their size, creator, age and lock state, reading a
+// bounded amount of each file and reporting damaged (truncated, corrupt)
+// segments as such; inspect shows one segment's header and the state of
+// each of its mutexes (free or held, by which thread of which process,
+// whether that thread is alive, waiters, owner died, inconsistent, not
+// recoverable); rm removes segments. Files that are not segments are
+// skipped by ls and refused by inspect and rm. reset re-initialises a
+// segment's not-recoverable mutexes, refusing while another process maps
+// the segment (as far as /proc shows: see reset -h) unless -force.
 //
-// bench runs the comparison suite of package bench.
+// bench runs robustlock-bench, the comparison suite of the bench module,
+// when it is installed beside this command or on PATH. version prints the
+// module version, Go version, platform and commit this binary was built
+// from.
+//
+// Every subcommand answers -h with its help on stdout (exit 0), and a
+// usage error with two lines on stderr, what is wrong and the usage line
+// (exit 2).
 //
 // Exit status: 0 on success, 1 when a command fails (for demo: the
 // invariant broke or a death went unrecovered), 2 for a usage error, 130
 // when interrupted.
+//
+// # JSON output
+//
+// ls --json prints an array of segment objects, inspect --json one, and
+// version --json a version object. Every object has a "schema" number,
+// now 1: a field is never removed, renamed or given another meaning
+// without a new number, and fields may be added within one. Times are RFC
+// 3339, sizes and offsets bytes.
+//
+// A segment object (schema 1):
+//
+//	schema              1
+//	name, path          the segment's name and file
+//	uid, user           the file's owner (user: from /etc/passwd, omitted if none)
+//	mode                its permission bits, "0600"
+//	error               only for a damaged segment: why it cannot be read;
+//	                    the header fields below are then zero
+//	size                total bytes (the header's)
+//	version             header layout version
+//	word_size, mutex_size, header_size
+//	                    the creating ABI's pointer size and mutex size, the header's size
+//	mutex_count         mutexes, the segment's own lock (mutex 0) included
+//	mutex_stride, mutex_offset, data_offset, data_size
+//	                    the layout
+//	creator             the creating process, a task (below)
+//	created, age_seconds
+//	                    when it was created, and how long ago
+//	pid_namespace       inode of the creator's PID namespace (0: unknown)
+//	same_pid_namespace  whether it is this process's; null when unknown
+//	mutexes             mutex objects: every mutex for inspect, mutex 0
+//	                    only for ls (empty for a damaged segment)
+//	counts              how many mutexes are in each state: scanned (how
+//	                    many were read; ls reads at most segment.ScanBudget
+//	                    bytes of them), free, held, owner_died,
+//	                    not_recoverable (these four add up to scanned),
+//	                    inconsistent and waiters (across those)
+//
+// A mutex object:
+//
+//	index               0 is the segment's lock
+//	state               "free", "held", "recovering" (held, MarkConsistent
+//	                    not yet called), "owner-died" or "not-recoverable"
+//	summary             the state in words
+//	owner               the thread in the lock word, a task; absent when free
+//	previous_owner      owner died: the thread that died holding it
+//	waiters, owner_died, inconsistent, not_recoverable
+//	                    the lock word's and glibc's flags
+//	kind, users         glibc's __kind and __nusers
+//	other_namespace     the TIDs are another PID namespace's (not looked up)
+//
+// A task (a thread or process id, as /proc sees it):
+//
+//	id                  the id
+//	known               /proc could be asked (false: another PID namespace, no /proc)
+//	alive               the id exists and has not exited
+//	zombie              exited, not yet reaped
+//	pid, process        the process it belongs to and that process's name
+//
+// A version object (schema 1): module, version (a tag, a pseudo-version or
+// "(devel)"), sum, go, goos, goarch, cgo_enabled, and vcs (system,
+// revision, time, modified) for a build from a checkout.
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 // Exit statuses shared by every subcommand.
@@ -74,7 +145,9 @@ func init() {
 		{"ls", "[flags]", "list the segments in a directory (like ipcs)", runLs},
 		{"inspect", "[flags] NAME", "show a segment's header and the state of each mutex", runInspect},
 		{"rm", "[flags] NAME...", "remove segments (like ipcrm)", runRm},
+		{"reset", "[flags] NAME", "re-initialise a segment's not-recoverable mutexes", runReset},
 		{"bench", "[flags]", "compare robustlock with the other locks a program could use", runBench},
+		{"version", "[--json]", "print the version of robustlock and of the Go that built it", runVersion},
 	}
 }
 
@@ -96,15 +169,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if c := lookup(rest[0]); c != nil {
 				return c.run([]string{"-h"}, stdout, stderr)
 			}
-			return failf(stderr, exitUsage, "help: unknown command %q", rest[0])
+			failf(stderr, exitUsage, "help: unknown command %q", rest[0])
+			usage(stderr)
+			return exitUsage
 		}
 		usage(stdout)
 		return exitOK
+	case "-version", "--version":
+		name = "version"
 	}
 	c := lookup(name)
 	if c == nil {
+		failf(stderr, exitUsage, "unknown command %q", name)
 		usage(stderr)
-		return failf(stderr, exitUsage, "unknown command %q", name)
+		return exitUsage
 	}
 	return c.run(rest, stdout, stderr)
 }
@@ -136,94 +214,4 @@ func usage(w io.Writer) {
 func failf(stderr io.Writer, status int, format string, a ...any) int {
 	fmt.Fprintf(stderr, "robustlock: "+format+"\n", a...)
 	return status
-}
-
-// newFlagSet returns a flag set for subcommand name whose -h prints
-// synopsis, then explain, then the flags, on stdout (help asked for is not
-// an error).
-func newFlagSet(name, synopsis, explain string, stdout, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("robustlock "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by flagError, in one line
-	fs.Usage = func() {
-		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "Usage: robustlock %s %s\n\n%s\n", name, synopsis, strings.TrimSpace(explain))
-		if hasVisibleFlags(fs) {
-			fmt.Fprintf(stdout, "\nFlags:\n")
-			printFlags(stdout, fs)
-		}
-		fs.SetOutput(io.Discard)
-	}
-	return fs
-}
-
-// hidden lists flags that exist for the demo's own use (worker processes,
-// tests) and are left out of -h.
-var hidden = map[string]bool{"worker": true, "name": true, "slot": true, "ppid": true, "corrupt": true}
-
-func hasVisibleFlags(fs *flag.FlagSet) bool {
-	n := 0
-	fs.VisitAll(func(f *flag.Flag) {
-		if !hidden[f.Name] {
-			n++
-		}
-	})
-	return n > 0
-}
-
-// printFlags is flag.PrintDefaults without the hidden flags.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		if hidden[f.Name] {
-			return
-		}
-		arg, text := flag.UnquoteUsage(f)
-		dash := "-"
-		if f.Name == "json" {
-			dash = "--"
-		}
-		head := "  " + dash + f.Name
-		if arg != "" {
-			head += " " + arg
-		}
-		def := ""
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && !strings.Contains(text, "(default") {
-			def = fmt.Sprintf(" (default %s)", f.DefValue)
-		}
-		fmt.Fprintf(w, "%s\n    \t%s%s\n", head, text, def)
-	})
-}
-
-// parseArgs parses args with fs and returns the positional arguments.
-// Flags may come before or after them ("inspect NAME --json" as well as
-// "inspect --json NAME"); everything after "--" is positional.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var tail []string
-	for i, a := range args {
-		if a == "--" {
-			args, tail = args[:i], args[i+1:]
-			break
-		}
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err // Parse has printed the help for -h
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(pos, tail...), nil
-		}
-		// Parse stopped at a positional argument: keep it, go on after it.
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-// flagError turns a parse error into the exit status: 0 for -h, 2 with
-// one line for anything else.
-func flagError(stderr io.Writer, name string, err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	return failf(stderr, exitUsage, "%s: %v (see 'robustlock %s -h')", name, err, name)
 }

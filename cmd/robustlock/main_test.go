@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -27,7 +28,8 @@ import (
 var bin string // the robustlock binary under test
 
 // helperEnv makes the test binary a helper process: "hold DIR NAME" locks
-// a segment and waits to be killed; "exit" exits at once.
+// a segment and waits to be killed; "map DIR NAME" maps it and waits;
+// "exit" exits at once.
 const helperEnv = "ROBUSTLOCK_TEST_HELPER"
 
 func TestMain(m *testing.M) {
@@ -66,23 +68,25 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// goTool is the go command that runs these tests.
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
+// goTool is the go command that runs these tests: go test puts its
+// GOROOT/bin first on the PATH of the test binary.
+func goTool() string { return "go" }
 
 // helper is the test binary run as a lock holder: it locks the segment's
 // mutex, says so on stdout and sleeps until the test kills it.
 func helper(args []string) int {
 	if len(args) == 1 && args[0] == "exit" {
+		return 0
+	}
+	if len(args) == 3 && args[0] == "map" {
+		seg, err := segment.Open(args[2], segment.Dir(args[1]), segment.OpenOnly())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Printf("mapped %d\n", os.Getpid())
+		time.Sleep(time.Minute) // killed long before
+		seg.Close()
 		return 0
 	}
 	if len(args) != 3 || args[0] != "hold" {
@@ -191,7 +195,7 @@ func TestUsage(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("-h: exit %d", r.code)
 	}
-	for _, c := range []string{"demo", "ls", "inspect", "rm", "bench"} {
+	for _, c := range []string{"demo", "ls", "inspect", "rm", "reset", "bench", "version"} {
 		if !strings.Contains(r.stdout, "robustlock "+c) {
 			t.Errorf("-h does not list %s:\n%s", c, r.stdout)
 		}
@@ -200,7 +204,7 @@ func TestUsage(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, `robustlock: unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, stderr %q", r.code, r.stderr)
 	}
-	for _, c := range []string{"demo", "ls", "inspect", "rm"} {
+	for _, c := range []string{"demo", "ls", "inspect", "rm", "reset", "version"} {
 		for _, h := range []string{"-h", "--help"} {
 			r := runBin(t, 10*time.Second, c, h)
 			if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: robustlock "+c) || r.stderr != "" {
@@ -212,8 +216,8 @@ func TestUsage(t *testing.T) {
 			t.Errorf("help %s: exit %d, stdout %q", c, r.code, r.stdout)
 		}
 		r = runBin(t, 10*time.Second, c, "-no-such-flag")
-		if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "robustlock: "+c+": ") {
-			t.Errorf("%s -no-such-flag: exit %d, stderr %q; want %d and one line", c, r.code, r.stderr, exitUsage)
+		if !isUsageError(r, c) {
+			t.Errorf("%s -no-such-flag: exit %d, stderr %q; want %d, the error, then the usage line", c, r.code, r.stderr, exitUsage)
 		}
 	}
 	r = runBin(t, 10*time.Second, "demo", "-h")
@@ -224,10 +228,49 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// isUsageError reports whether r is subcommand c's answer to a usage
+// error: exit 2 and two lines on stderr, what is wrong and the usage.
+func isUsageError(r result, c string) bool {
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	return r.code == exitUsage && r.stdout == "" && len(lines) == 2 &&
+		strings.HasPrefix(lines[0], "robustlock: "+c+": ") &&
+		strings.HasPrefix(lines[1], "usage: robustlock "+c+" ") &&
+		strings.HasSuffix(lines[1], "(see 'robustlock "+c+" -h')")
+}
+
+// TestVersion: the module, the Go version and the platform, as text and
+// as JSON with its schema number.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runBin(t, 10*time.Second, args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "robustlock ") ||
+			!strings.Contains(r.stdout, runtime.Version()) || !strings.Contains(r.stdout, runtime.GOOS+"/"+runtime.GOARCH) ||
+			!strings.Contains(r.stdout, "github.com/futexlab/robustlock") {
+			t.Errorf("%v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := runBin(t, 10*time.Second, "version", "--json")
+	var v versionReport
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 {
+		t.Fatalf("version --json: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	if v.Schema != versionSchema || v.Go != runtime.Version() || v.GOOS != runtime.GOOS || v.GOARCH != runtime.GOARCH ||
+		v.Module != "github.com/futexlab/robustlock" || v.Version == "" {
+		t.Errorf("version --json: %+v", v)
+	}
+	if r := runBin(t, 10*time.Second, "version", "extra"); !isUsageError(r, "version") {
+		t.Errorf("version extra: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
 // TestBench checks the wiring only: package bench owns what it prints.
 func TestBench(t *testing.T) {
 	r := runBin(t, 30*time.Second, "bench", "-h")
 	if strings.Contains(r.stderr, "unknown command") {
 		t.Errorf("bench is not wired: %q", r.stderr)
+	}
+	// Installed or not, -h is help on stdout.
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: robustlock bench ") {
+		t.Errorf("bench -h: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

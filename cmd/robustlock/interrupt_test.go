@@ -1,0 +1,103 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDemoInterruptContinue is issue 11 item 10: SIGINT followed by
+// SIGCONT, as timeout(1) and some supervisors send, must still end the demo
+// promptly, with its workers killed and its segment removed. The demo runs
+// in a process group of its own; the test sends SIGINT to the group, then a
+// stream of SIGCONTs, which undo any stop the demo may wait for.
+func TestDemoInterruptContinue(t *testing.T) {
+	for try := range 3 {
+		dir := t.TempDir()
+		cmd := exec.Command(bin, "demo", "-duration", "60s", "-dir", dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out := startDemo(t, cmd)
+		time.Sleep(500 * time.Millisecond)
+		pgid := cmd.Process.Pid
+		if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		// As dense as kill(2) goes: a stop the demo waits for is undone
+		// within microseconds.
+		storm := time.Now().Add(2 * time.Second)
+		for time.Now().Before(storm) && syscall.Kill(-pgid, syscall.SIGCONT) == nil {
+		}
+		checkInterrupted(t, cmd, out, dir, 30*time.Second)
+		t.Logf("try %d: ok", try)
+	}
+}
+
+// TestDemoTimeoutINT runs the demo under the real timeout(1) -s INT.
+func TestDemoTimeoutINT(t *testing.T) {
+	path, err := exec.LookPath("timeout")
+	if err != nil {
+		t.Skip("no timeout(1):", err)
+	}
+	for try := range 3 {
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, path, "-s", "INT", "--preserve-status", "2",
+			bin, "demo", "-duration", "60s", "-dir", dir)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("try %d: the demo did not end within 60s of timeout's SIGINT (and SIGCONT)\nstdout:\n%s\nstderr:\n%s",
+				try, stdout.String(), stderr.String())
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Errorf("try %d: %v, want exit %d\nstdout:\n%s\nstderr:\n%s", try, err, exitInterrupted, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "interrupted") {
+			t.Errorf("try %d: the demo does not say it was interrupted:\n%s", try, stdout.String())
+		}
+		if e := entries(t, dir); len(e) != 0 {
+			t.Errorf("try %d: the segment was not removed: %v", try, e)
+		}
+		noWorkersLeft(t, dir)
+	}
+}
+
+// TestDemoContinue: SIGCONTs from outside while the demo runs (a shell's
+// fg, a supervisor) resume workers the chaos killer has stopped; the demo
+// must neither hang on a stop that was undone nor miscount, and end with
+// its verdict.
+func TestDemoContinue(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "demo", "-duration", "3s", "-kills", "30", "-dir", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := startDemo(t, cmd)
+	pgid := cmd.Process.Pid
+	stop := time.Now().Add(3 * time.Second)
+	for time.Now().Before(stop) && syscall.Kill(-pgid, syscall.SIGCONT) == nil {
+		time.Sleep(200 * time.Microsecond)
+	}
+	var stdout string
+	select {
+	case stdout = <-out.stdout:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo did not end within 60s")
+	}
+	cmd.Wait()
+	t.Logf("stdout:\n%s", stdout)
+	if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(stdout, "\nok: ") {
+		t.Errorf("exit %d, stderr:\n%s", code, out.stderr.String())
+	}
+	if e := entries(t, dir); len(e) != 0 {
+		t.Errorf("the segment was not removed: %v", e)
+	}
+}
