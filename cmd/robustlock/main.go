@@ -146,6 +146,7 @@ func init() {
 		{"inspect", "[flags] NAME", "show a segment's header and the state of each mutex", runInspect},
 		{"rm", "[flags] NAME...", "remove segments (like ipcrm)", runRm},
 		{"reset", "[flags] NAME", "re-initialise a segment's not-recoverable mutexes", runReset},
+		{"recover", "[flags] NAME", "mark mutexes held by vanished threads owner-died", runRecover},
 		{"bench", "[flags]", "compare robustlock with the other locks a program could use", runBench},
 		{"version", "[--json]", "print the version of robustlock and of the Go that built it", runVersion},
 	}

@@ -143,9 +143,12 @@ ls --json does, with every mutex.`, stdout, stderr)
 func runRm(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("rm", "[-dir DIR] NAME...", `
 Remove segments, like ipcrm. Only files that start with the segment magic are
-removed; anything else is refused and left alone. Processes that have a
-segment mapped keep using it until they close it; the name is free at once.`, stdout, stderr)
+removed; anything else is refused and left alone. -force removes any regular
+file under the name (a damaged segment: truncated or overwritten), still
+never a symlink, directory or device. Processes that have a segment mapped
+keep using it until they close it; the name is free at once.`, stdout, stderr)
 	dir := fs.String("dir", segment.DefaultDir, "the `directory` that holds the segments")
+	force := fs.Bool("force", false, "remove damaged segments too")
 	pos, status, ok := fs.parse(args)
 	if !ok {
 		return status
@@ -155,7 +158,11 @@ segment mapped keep using it until they close it; the name is free at once.`, st
 	}
 	status = exitOK
 	for _, name := range pos {
-		if err := segment.Remove(name, segment.Dir(*dir)); err != nil {
+		opts := []segment.Option{segment.Dir(*dir)}
+		if *force {
+			opts = append(opts, segment.Force())
+		}
+		if err := segment.Remove(name, opts...); err != nil {
 			status = failf(stderr, exitFail, "rm %s: %s", name, explain(err, *dir))
 		}
 	}
@@ -184,8 +191,9 @@ func explain(err error, dir string) string {
 		errors.Is(err, segment.ErrTruncated) && !startsWithMagic(path):
 		return fmt.Sprintf("%s is not a robustlock segment (%v); refusing to touch it", path, cause)
 	case errors.Is(err, segment.ErrTruncated),
-		errors.Is(err, segment.ErrCorrupt):
-		return fmt.Sprintf("%s is a damaged robustlock segment (%v); 'robustlock rm' removes it", path, cause)
+		errors.Is(err, segment.ErrCorrupt),
+		errors.Is(err, segment.ErrFault):
+		return fmt.Sprintf("%s is a damaged robustlock segment (%v); 'robustlock rm -force' removes it", path, cause)
 	case errors.Is(err, segment.ErrVersion),
 		errors.Is(err, segment.ErrABI):
 		return fmt.Sprintf("%s is a robustlock segment this program cannot read (%v)", path, cause)
