@@ -35,7 +35,7 @@ type options struct {
 }
 
 // The suite's sections, in the order they run.
-var allSections = []string{"uncontended", "contended", "handoff", "recovery", "segment"}
+var allSections = []string{"uncontended", "sync", "contended", "handoff", "recovery", "segment"}
 
 // Main runs the comparison suite as the `robustlock bench` command does,
 // with its command-line arguments (after "bench"), and returns the exit

@@ -25,6 +25,7 @@ type report struct {
 	Contenders  []contender       `json:"contenders"`
 	Unavailable map[string]string `json:"unavailable"`
 	Uncontended []uncRow          `json:"uncontended"`
+	Sync        []syncRow         `json:"sync_shapes"`
 	Contended   []conRow          `json:"contended"`
 	Handoff     []latRow          `json:"handoff"`
 	Recovery    []recRow          `json:"recovery"`
@@ -210,6 +211,15 @@ func (r *report) tables() []*table {
 				fmtRatio(u.NsOp.Median/base))
 		}
 		t.notes = append(t.notes, "÷ robustlock: the contender's time over robustlock's; above 1 means robustlock is faster.")
+		ts = append(ts, t)
+	}
+	if len(r.Sync) > 0 {
+		t := &table{title: "Go's sync.Mutex benchmark shapes (sync/mutex_test.go), in one process",
+			header: []string{"shape", "sync.Mutex ns/op", "robustlock ns/op", "spread (robustlock)", "robustlock ÷ sync.Mutex"}}
+		for _, x := range r.Sync {
+			t.add(x.Shape, fmtNs(x.Sync.Median), fmtNs(x.Robust.Median), spreadNs(x.Robust), fmtRatio(x.Ratio))
+		}
+		t.notes = append(t.notes, "Each rep runs the shape on sync.Mutex, then on robustlock.Mutex (in a MAP_SHARED mapping), with testing.Benchmark; medians of the reps.")
 		ts = append(ts, t)
 	}
 	for _, cs := range r.CS {

@@ -83,6 +83,7 @@ func runSuite(opt *options, stdout, stderr io.Writer) int {
 		run  func() error
 	}{
 		{"uncontended", s.uncontended},
+		{"sync", s.syncShapes},
 		{"contended", s.contended},
 		{"handoff", s.handoff},
 		{"recovery", s.recovery},
@@ -223,6 +224,7 @@ func (s *suite) planWork() map[string]planned {
 	const start = 0.05 // starting worker processes and meeting at the barrier
 	return map[string]planned{
 		"uncontended": {o.reps, uncTarget * float64(n(all))},
+		"sync":        {len(SyncShapes) * o.reps, 2 * 2.5 * s.shapeTime().Seconds()},
 		"contended":   {runs, o.runTime.Seconds() + start},
 		"handoff":     {n(shared) * o.reps, float64(o.handoff)*(o.delay.Seconds()+20e-6) + start},
 		"recovery":    {n(recoveryContenders) * o.reps * o.recovery, 2*start + 0.002},

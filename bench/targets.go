@@ -29,6 +29,34 @@ func evalTargets(r *report) []target {
 			add("uncontended: "+c+" ÷ robustlock", ">= 20x", findUnc(r.Uncontended, c)/rl, atLeast(20))
 		}
 	}
+	for _, x := range r.Sync {
+		want := 1.2
+		if x.Shape == "Mutex" || x.Shape == "MutexSlack" {
+			want = 2.5
+		}
+		if x.Shape == "MutexUncontended" {
+			continue // no target: the uncontended table compares with glibc
+		}
+		add("sync shape "+x.Shape+": robustlock ÷ sync.Mutex", fmt.Sprintf("<= %.2fx", want), x.Ratio, atMost(want))
+	}
+	for _, cs := range r.CS {
+		if len(r.Contended) == 0 {
+			break
+		}
+		for _, x := range r.Procs {
+			if x < 2 {
+				continue
+			}
+			rl, ok1 := findCon(r.Contended, "robustlock 1 proc", x, cs)
+			sy, ok2 := findCon(r.Contended, "sync.Mutex 1 proc", x, cs)
+			thr, mx := math.NaN(), math.NaN()
+			if ok1 && ok2 {
+				thr, mx = rl.Throughput.Median/sy.Throughput.Median, rl.Max.Median/sy.Max.Median
+			}
+			add(fmt.Sprintf("1 process, %d goroutines, cs %s: throughput robustlock ÷ sync.Mutex", x, csName(cs)), ">= 0.90x", thr, atLeast(0.9))
+			add(fmt.Sprintf("1 process, %d goroutines, cs %s: max wait robustlock ÷ sync.Mutex", x, csName(cs)), "<= 3.00x", mx, atMost(3))
+		}
+	}
 	for _, cs := range r.CS {
 		if len(r.Contended) == 0 {
 			break
