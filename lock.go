@@ -245,6 +245,13 @@ func (m *Mutex) begin() (*robustlist.Thread, error) {
 		runtime.UnlockOSThread()
 		return nil, ErrUnsupported
 	}
+	if !robustlist.Prepared() {
+		// The process's first registration blocks its callers: let them
+		// wait unpinned (robustlist.Prepare).
+		runtime.UnlockOSThread()
+		robustlist.Prepare()
+		runtime.LockOSThread()
+	}
 	t, err := robustlist.Current()
 	if err != nil {
 		runtime.UnlockOSThread()
@@ -300,10 +307,13 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 
 // lockSlow is the contended part of Lock and LockContext (ctx nil for
 // Lock). It is called pinned, with pending set. Phase 1 spins briefly on
-// the word, pinned only for each attempt to take it (a goroutine pinned
-// while it spins or blocks would hold its thread if the scheduler preempted
-// it: with 100,000 lockers that is thousands of threads). Phase 2 (wait)
-// waits as a goroutine, in the Mutex's room (wait.go).
+// the word. At most GOMAXPROCS goroutines of the process spin pinned (their
+// CAS follows the moment the word is seen free, which is what wins a lock
+// that is held for nanoseconds); the others spin unpinned and pin only for
+// each CAS. Unbounded, a pinned spinner that the scheduler preempts holds
+// its thread: with 100,000 lockers that is thousands of threads. A pinned
+// goroutine never blocks. Phase 2 (wait) waits as a goroutine, in the
+// Mutex's room (wait.go).
 func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	c := m.c()
 	tid := t.TID()
@@ -313,11 +323,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if atomic.LoadUint32(&c.lock)&futex.TIDMask == tid {
 		return m.fail(t, ErrDeadlock) // pinned, so tid is still this goroutine's
 	}
-	t.ClearPending()
-	runtime.UnlockOSThread()
-	if hint.Load() != 0 && deferNow(uintptr(unsafe.Pointer(m))) {
-		return m.wait(ctx) // starving or yielded: queue at once
-	}
+	deferring := hint.Load() != 0
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
 	limit := spinMin + min(est, spinMax)
 	learn := func(spins int32, slept bool) {
@@ -328,6 +334,36 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 		}
 		atomic.StoreInt32(&c.spins, max(0, min(est, spinMax)))
 	}
+	if !deferring && pinnedSpinners.Add(1) <= int32(runtime.GOMAXPROCS(0)) {
+		for spins := int32(0); spins < limit; spins++ {
+			atomicx.Pause(1)
+			old := atomic.LoadUint32(&c.lock)
+			if old&futex.TIDMask != 0 {
+				continue
+			}
+			if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
+				break // the room's delegate reports it, and wakes everyone
+			}
+			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters) {
+				pinnedSpinners.Add(-1)
+				learn(spins, false)
+				return m.acquired(t, tid, old)
+			}
+		}
+		pinnedSpinners.Add(-1)
+		t.ClearPending()
+		runtime.UnlockOSThread()
+		learn(limit, true)
+		return m.wait(ctx)
+	}
+	if !deferring {
+		pinnedSpinners.Add(-1)
+	}
+	t.ClearPending()
+	runtime.UnlockOSThread()
+	if deferring && deferNow(uintptr(unsafe.Pointer(m))) {
+		return m.wait(ctx) // starving or yielded: queue at once (never asked pinned: it may block)
+	}
 	for spins := int32(0); spins < limit; spins++ {
 		atomicx.Pause(1)
 		old := atomic.LoadUint32(&c.lock)
@@ -335,7 +371,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 			continue
 		}
 		if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
-			break // the room's delegate reports it, and wakes everyone
+			break
 		}
 		runtime.LockOSThread()
 		t, err := m.begin()
@@ -353,6 +389,9 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	learn(limit, true)
 	return m.wait(ctx)
 }
+
+// pinnedSpinners counts the goroutines spinning pinned in lockSlow.
+var pinnedSpinners atomic.Int32
 
 // wait is phase 2 of a contended acquire, unpinned: queue in the room,
 // then, as its delegate, take part in the cross-process protocol. It
@@ -387,7 +426,11 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 			fw.done()
 		}
 	}()
-	start, probe := futex.Now(), probeMin
+	// lost is when this delegate was first overtaken (the word was free,
+	// or an Unlock here woke it, and someone else took it): the local
+	// starvation budget runs from then, not from a long hold.
+	var lost int64
+	woken, probe := false, probeMin
 	var stale staleProbe
 	defer stale.stop()
 	for {
@@ -402,7 +445,7 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 		now := futex.Now()
 		if r.starving.Load() {
 			raiseHint(now + int64(2*probeMax))
-		} else if now-start > int64(starveAfter) {
+		} else if lost != 0 && now-lost > int64(starveAfter) {
 			r.starving.Store(true)
 			raiseHint(now + int64(2*probeMax))
 		}
@@ -427,14 +470,21 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 			}
 			t.ClearPending()
 			runtime.UnlockOSThread()
+			if lost == 0 {
+				lost = now // overtaken: the starvation budget runs from here
+			}
 			continue
 		}
+		if woken && lost == 0 {
+			lost = now // a local Unlock woke us and someone else has it
+		}
+		woken = false
 		if h := robustlist.Owner(holder); h != nil {
 			// Held by a thread of this process: wait in Go for its Unlock.
 			h.AddLocalWaiter(1)
 			var err error
 			if atomic.LoadUint32(&c.lock) == old {
-				err = r.park(ctx, probe)
+				woken, err = r.park(ctx, probe)
 				probe = min(2*probe, probeMax)
 			}
 			h.AddLocalWaiter(-1)

@@ -45,8 +45,10 @@ package robustlock
 //
 // Fairness, in two budgets (cohort-lock style), each lifted as soon as the
 // waiter it protects has the lock:
-//   - Local: a delegate that has waited starveAfter while goroutines of its
-//     own process kept barging in marks its room starving. Until it gets the
+//   - Local: a delegate that goroutines of its own process have kept
+//     overtaking for starveAfter (counted from the first time it found the
+//     word free, or was woken by an Unlock, and lost it) marks its room
+//     starving. Until it gets the
 //     lock, every other locker of that Mutex in this process queues behind
 //     it instead of trying the word.
 //   - Remote: an Unlock that wakes kernel sleepers of a word held here says
@@ -302,8 +304,9 @@ func (r *room) leave() {
 }
 
 // park waits, as the delegate, for a local Unlock to wake the room, for
-// the probe d to pass, or for ctx to end (nil: never).
-func (r *room) park(ctx context.Context, d time.Duration) error {
+// the probe d to pass, or for ctx to end (nil: never). woken reports an
+// Unlock's wake.
+func (r *room) park(ctx context.Context, d time.Duration) (woken bool, err error) {
 	if r.timer == nil {
 		r.timer = time.NewTimer(d)
 	} else {
@@ -315,12 +318,13 @@ func (r *room) park(ctx context.Context, d time.Duration) error {
 	}
 	select {
 	case <-r.wake:
+		woken = true
 	case <-r.timer.C:
 	case <-done:
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	r.timer.Stop()
-	return nil
+	return woken, nil
 }
 
 // Remote pressure: one slot per hash of a Mutex address (collisions only

@@ -74,3 +74,9 @@ func (t *Thread) Pending() uintptr { return 0 }
 
 // Unlink reports false off Linux.
 func (t *Thread) Unlink(entry uintptr) bool { return false }
+
+// Prepare does nothing off Linux.
+func Prepare() {}
+
+// Prepared reports true off Linux: there is nothing to prepare.
+func Prepared() bool { return true }

@@ -349,6 +349,28 @@ func Register() (*Thread, error) {
 	return (*Thread)(r), nil
 }
 
+// prepared is set once Prepare has run.
+var prepared atomic.Bool
+
+// Prepare does the once-per-process work of the first registration: it
+// discovers the runtime's TID offset (on helper threads it waits for) and
+// maps the records. Callers must not be pinned by themselves when they call
+// it (a goroutine that blocks while locked to its thread holds the thread,
+// and a crowd of them piling up behind the first registration would make
+// the runtime start a thread for each). Register calls it too, for
+// callers that skip it.
+func Prepare() {
+	if prepared.Load() {
+		return
+	}
+	discovery.Do(discover)
+	mapFlat.Do(mapFlatRecords)
+	prepared.Store(true)
+}
+
+// Prepared reports whether Prepare has run.
+func Prepared() bool { return prepared.Load() }
+
 // recordFor returns tid's record, mapping its chunk on first use.
 func recordFor(tid uint32) (*record, error) {
 	mapFlat.Do(mapFlatRecords)
