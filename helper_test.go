@@ -162,27 +162,31 @@ func init() {
 		}
 	}
 	// lock: say "waiting", lock, report the result as "ok" or the error, then
-	// MarkConsistent if args[0] == "mark", and unlock.
+	// MarkConsistent if args[0] == "mark", and unlock (which must say
+	// ErrUnlockedInconsistent after an owner death not marked consistent).
 	helpers["lock"] = func(mem []byte, args []string) int {
 		m, _ := robustlock.At(mem, 0)
 		fmt.Println("waiting")
 		err := m.Lock()
+		var want error
 		switch {
 		case err == nil:
 			fmt.Println("ok")
 		case err == robustlock.ErrOwnerDied:
 			fmt.Println("ownerdied")
+			want = robustlock.ErrUnlockedInconsistent
 			if len(args) > 0 && args[0] == "mark" {
 				if err := m.MarkConsistent(); err != nil {
 					fmt.Println("mark:", err)
 					return 1
 				}
+				want = nil
 			}
 		default:
 			fmt.Println(err)
 			return 0
 		}
-		if err := m.Unlock(); err != nil {
+		if err := m.Unlock(); err != want {
 			fmt.Println("unlock:", err)
 			return 1
 		}

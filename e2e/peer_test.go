@@ -28,6 +28,17 @@ import (
 // commands and compare their answers.
 func init() { helpers["peer"] = goPeer }
 
+// unlockAnswer is what peer p answers to "unlock" after an EOWNERDEAD it
+// did (mark) or did not mark consistent: glibc's unlock returns 0 either
+// way, Go's Unlock says ErrUnlockedInconsistent (ENOTRECOVERABLE) when it
+// made the mutex not recoverable.
+func unlockAnswer(p *proc, mark bool) string {
+	if !mark && strings.HasPrefix(p.String(), "go-") {
+		return "ENOTRECOVERABLE"
+	}
+	return "ok"
+}
+
 // errName names err as peer.c names errnos.
 func errName(err error) string {
 	var re *robustlock.Error
