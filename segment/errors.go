@@ -13,7 +13,7 @@ import (
 //
 //	if errors.Is(err, segment.ErrForeignOwner) { ... }
 type Error struct {
-	Op   string // "open", "create", "close", "remove", "stat" or "list"
+	Op   string // "open", "create", "close", "remove", "stat", "list", "do", "lock" or "repair"
 	Name string // the segment's name; empty for list
 	Path string // the file's path, when known
 	Err  error  // the cause
@@ -99,6 +99,15 @@ var (
 	// was published. The callback's error (or the panic value, if it is an
 	// error) is wrapped too.
 	ErrInit = errors.New("Init callback failed")
+
+	// ErrRepair: the Repair callback returned an error while Segment.Do
+	// recovered from a dead holder; the lock was left not recoverable. The
+	// callback's error is wrapped too.
+	ErrRepair = errors.New("Repair callback failed")
+
+	// ErrNoRepair: Segment.Do on a segment opened without the Repair
+	// option. Nothing was locked.
+	ErrNoRepair = errors.New("segment opened without a Repair option")
 
 	// ErrInUse: Close was refused because a thread of this process holds
 	// one of the segment's mutexes or is in the middle of locking or

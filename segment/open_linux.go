@@ -95,6 +95,7 @@ func Open(name string, opts ...Option) (*Segment, error) {
 			s, err := openExisting(d, name, path, &c)
 			switch {
 			case err == nil:
+				s.repair = c.repair
 				return s, nil
 			case !errors.Is(err, errMissing):
 				return fail("open", err)
@@ -105,6 +106,7 @@ func Open(name string, opts ...Option) (*Segment, error) {
 		s, err := create(d, name, path, &c)
 		switch {
 		case err == nil:
+			s.repair = c.repair
 			return s, nil
 		case errors.Is(err, errLost) && c.createOnly:
 			return fail("create", ErrExist)
