@@ -7,19 +7,17 @@
 // opens.
 //
 //	seg, err := segment.Open("jobs", segment.Size(4096),
-//		segment.Init(func(data []byte) error { copy(data, "ready"); return nil }))
+//		segment.Init(func(data []byte) error { copy(data, "ready"); return nil }),
+//		segment.Repair(repair)) // run by Do when a holder died mid-update
 //	if err != nil { ... }
 //	defer seg.Close()
-//	m := seg.Mutex()
-//	switch err := m.Lock(); {
-//	case errors.Is(err, robustlock.ErrOwnerDied):
-//		repair(seg.Data()) // a holder died mid-update
-//		m.MarkConsistent()
-//	case err != nil:
-//		return err
-//	}
-//	update(seg.Data())
-//	m.Unlock()
+//	err = seg.Do(ctx, func(data []byte) error { return update(data) })
+//
+// Do locks the segment's own lock (Mutex), runs Repair first if its
+// previous holder died, marks it consistent only if Repair succeeded, and
+// unlocks on every path; examples/quickstart in the module is a complete
+// program. Mutex().Lock can be used directly instead: ErrOwnerDied then
+// means the lock is held and the caller repairs (see the examples).
 //
 // # Creation and publication
 //
