@@ -64,12 +64,14 @@ var (
 	// user and root, and no TrustOwner option names that user.
 	ErrForeignOwner = errors.New("file is owned by an untrusted user")
 
-	// ErrTruncated: the file is shorter than its header, or than the size
-	// its header declares (an empty file included).
+	// ErrTruncated: the file starts with the segment magic but is shorter
+	// than its header, or than the size its header declares.
 	ErrTruncated = errors.New("file is truncated")
 
 	// ErrBadMagic: the file does not start with the segment magic; it is
-	// not a segment.
+	// not a segment. A file shorter than the magic, an empty one included,
+	// gets it too: segments are published whole, so it is no segment cut
+	// short.
 	ErrBadMagic = errors.New("wrong magic: not a segment")
 
 	// ErrVersion: the header's layout version is not one this package reads.
