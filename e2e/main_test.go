@@ -107,8 +107,12 @@ func cProgram(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inc, err := filepath.Abs(filepath.Join("..", "segment")) // robustlock_segment.h
+	if err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(buildDir, name)
-	out, err := exec.Command(gcc, "-std=gnu11", "-O2", "-Wall", "-pthread", "-o", bin, src, "-lrt").CombinedOutput()
+	out, err := exec.Command(gcc, "-std=gnu11", "-O2", "-Wall", "-pthread", "-I", inc, "-o", bin, src, "-lrt").CombinedOutput()
 	if err != nil {
 		built[name], buildErr[name] = "", fmt.Errorf("%v\n%s", err, out)
 		t.Fatalf("building testdata/%s.c: %v", name, buildErr[name])
