@@ -121,8 +121,8 @@ func openTarget(args []string) (*robustlock.Mutex, *int64, error) {
 	return m, (*int64)(unsafe.Pointer(&seg.Data()[0])), nil
 }
 
-func goPeer() int {
-	m, counter, err := openTarget(strings.Fields(os.Getenv(argsEnv)))
+func goPeer(args []string) int {
+	m, counter, err := openTarget(args)
 	if err != nil {
 		fmt.Println("fatal", err)
 		return 2
