@@ -248,10 +248,13 @@ func TestLocker(t *testing.T) {
 		abandon(t, m)
 		repairs := 0
 		l := m.Locker(func() error { repairs++; return nil })
-		l.Lock()
-		l.Unlock()
-		l.Lock()
-		l.Unlock()
+		for i := 0; i < 2; i++ {
+			l.Lock()
+			if s := m.State(); s.Owner != unix.Gettid() || s.Inconsistent {
+				t.Errorf("Lock %d: %v, want held by this thread and consistent", i, s)
+			}
+			l.Unlock()
+		}
 		if s := m.State(); repairs != 1 || s.Owner != 0 || s.NotRecoverable {
 			t.Fatalf("%d repairs, state %v; want 1, free and usable", repairs, s)
 		}

@@ -45,6 +45,8 @@ func contenderByName(name string) (contender, bool) {
 }
 
 // unavailable says why c cannot run in this binary, or "" if it can.
+//
+//lint:ignore U1000 used by the Linux suite; unused where it is not built
 func (c contender) unavailable() string {
 	if c.NeedsCgo && !HaveGlibc {
 		return "unavailable: built without cgo"

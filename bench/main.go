@@ -205,4 +205,6 @@ func contains(xs []string, s string) bool {
 }
 
 // selected reports whether the -contenders flag lets c run.
+//
+//lint:ignore U1000 used by the Linux suite; unused where it is not built
 func (o *options) selected(c string) bool { return o.only == nil || o.only[c] }

@@ -32,6 +32,7 @@ type mapping struct {
 	mutexes []*robustlock.Mutex
 }
 
+//lint:ignore U1000 used by the Linux implementation; unused where segments are unsupported
 func newSegment(name, path string, created bool, h Header, mem []byte) (*Segment, error) {
 	mp := &mapping{
 		mem:  mem,
