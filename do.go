@@ -16,8 +16,8 @@ import (
 //     ErrOwnerDied). fn must then first repair the data m guards, and only
 //     then do its work.
 //   - If fn returns nil, Do calls MarkConsistent before unlocking, so m
-//     stays usable. If fn returns an error or panics after recovered, the
-//     repair is taken to have failed: Do unlocks without MarkConsistent,
+//     stays usable. If fn returns an error, panics or calls
+//     runtime.Goexit after recovered, the repair is taken to have failed: Do unlocks without MarkConsistent,
 //     which makes m not recoverable for everyone (POSIX's answer to data
 //     nobody could repair), and returns fn's error joined with
 //     ErrUnlockedInconsistent (or re-panics). A fn whose repair succeeded
