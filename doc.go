@@ -6,10 +6,12 @@
 // with the kernel (package robustlist), so when a holder dies (SIGKILL, a
 // crash, a goroutine exiting while it holds the lock) the kernel marks the
 // word OWNER_DIED and wakes a waiter. The next Lock, in any process, returns
-// ErrOwnerDied with the lock held: the data it guards may be half-written;
-// repair it, call MarkConsistent, then Unlock. Unlocking without
-// MarkConsistent makes the mutex not recoverable: every later Lock returns
-// ErrNotRecoverable, as POSIX requires.
+// ErrOwnerDied, which means the lock IS held: the data it guards may be
+// half-written; repair it, call MarkConsistent, then Unlock. Do does all of
+// that on every path, panics included. Unlocking without MarkConsistent
+// makes the mutex not recoverable (Unlock says so with
+// ErrUnlockedInconsistent): every later Lock returns ErrNotRecoverable, as
+// POSIX requires.
 //
 // The Mutex has exactly the layout and protocol of glibc's pthread_mutex_t
 // initialised robust and process-shared, so C and C++ programs calling

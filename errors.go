@@ -20,6 +20,12 @@ func (e *Error) Error() string { return "robustlock: " + e.msg }
 // ErrOwnerDied, and so on.
 func (e *Error) Unwrap() error { return e.errno }
 
+// Is reports whether e refines target: ErrUnlockedInconsistent is a kind
+// of ErrNotRecoverable, so errors.Is(err, ErrNotRecoverable) holds for it.
+func (e *Error) Is(target error) bool {
+	return e == ErrUnlockedInconsistent && target == error(ErrNotRecoverable)
+}
+
 // Errno returns the errno a pthread call would have returned.
 func (e *Error) Errno() syscall.Errno { return e.errno }
 
@@ -33,6 +39,15 @@ var (
 	// the lock was not acquired and never will be until the mutex is
 	// initialised again. (ENOTRECOVERABLE)
 	ErrNotRecoverable = &Error{"mutex is not recoverable", syscall.ENOTRECOVERABLE}
+
+	// ErrUnlockedInconsistent: Unlock released a mutex taken with
+	// ErrOwnerDied without MarkConsistent having been called. The unlock
+	// happened and, as POSIX requires, the mutex is now not recoverable:
+	// every later lock, in every process, fails with ErrNotRecoverable
+	// until Init. errors.Is(err, ErrNotRecoverable) and errors.Is(err,
+	// syscall.ENOTRECOVERABLE) hold for it. (glibc's pthread_mutex_unlock
+	// returns 0 here; this package says what happened.)
+	ErrUnlockedInconsistent = &Error{"unlocked without MarkConsistent after the owner died: the mutex is now not recoverable", syscall.ENOTRECOVERABLE}
 
 	// ErrNotOwner: Unlock or MarkConsistent by a thread that does not hold
 	// the lock; nothing was changed. (EPERM)

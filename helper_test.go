@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,11 +17,8 @@ import (
 	"github.com/futexlab/robustlock/internal/proctest"
 )
 
-// Tests run helper processes by re-executing the test binary with
-// helperEnv naming the helper; the helper maps the same file and reports
-// on stdout, one line per event.
-const helperEnv = "ROBUSTLOCK_TEST_HELPER"
-
+// Tests run helper processes (proctest.Command) that map the same file,
+// named by their first argument, and report on stdout, one line per event.
 var helpers = map[string]func(mem []byte, args []string) int{}
 
 func init() {
@@ -33,20 +29,22 @@ func init() {
 }
 
 func TestMain(m *testing.M) {
-	if name := os.Getenv(helperEnv); name != "" {
-		h := helpers[name]
-		if h == nil {
-			fmt.Fprintln(os.Stderr, "unknown helper", name)
-			os.Exit(3)
+	hs := map[string]proctest.Helper{}
+	for name, h := range helpers {
+		hs[name] = func(args []string) int {
+			if len(args) == 0 {
+				fmt.Fprintln(os.Stderr, "helper", name, "needs the shared file's path")
+				return 3
+			}
+			mem, err := proctest.MapFile(args[0])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 3
+			}
+			return h(mem, args[1:])
 		}
-		mem, err := proctest.MapFile(os.Getenv("ROBUSTLOCK_TEST_FILE"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(3)
-		}
-		os.Exit(h(mem, strings.Fields(os.Getenv("ROBUSTLOCK_TEST_ARGS"))))
 	}
-	os.Exit(m.Run())
+	os.Exit(proctest.Main(m, hs))
 }
 
 const shmSize = 1 << 16
@@ -73,8 +71,11 @@ type helper struct {
 
 func startHelper(t testing.TB, path, name string, args ...string) *helper {
 	t.Helper()
-	cmd := proctest.Command(helperEnv, name, "ROBUSTLOCK_TEST_FILE="+path,
-		"ROBUSTLOCK_TEST_ARGS="+strings.Join(args, " "))
+	cmd := proctest.Command(name, append([]string{path}, args...)...)
+	// No lifetime watchdog: the test's cleanup kills the helper, and a
+	// pending timer in the nosyscall helper has been seen to cost it a
+	// system call under load.
+	proctest.SetLife(cmd, 0)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -162,27 +163,31 @@ func init() {
 		}
 	}
 	// lock: say "waiting", lock, report the result as "ok" or the error, then
-	// MarkConsistent if args[0] == "mark", and unlock.
+	// MarkConsistent if args[0] == "mark", and unlock (which must say
+	// ErrUnlockedInconsistent after an owner death not marked consistent).
 	helpers["lock"] = func(mem []byte, args []string) int {
 		m, _ := robustlock.At(mem, 0)
 		fmt.Println("waiting")
 		err := m.Lock()
+		var want error
 		switch {
 		case err == nil:
 			fmt.Println("ok")
 		case err == robustlock.ErrOwnerDied:
 			fmt.Println("ownerdied")
+			want = robustlock.ErrUnlockedInconsistent
 			if len(args) > 0 && args[0] == "mark" {
 				if err := m.MarkConsistent(); err != nil {
 					fmt.Println("mark:", err)
 					return 1
 				}
+				want = nil
 			}
 		default:
 			fmt.Println(err)
 			return 0
 		}
-		if err := m.Unlock(); err != nil {
+		if err := m.Unlock(); err != want {
 			fmt.Println("unlock:", err)
 			return 1
 		}

@@ -74,12 +74,15 @@ const (
 )
 
 // Lock acquires m, sleeping while another thread, in any process, holds it.
+// It returns nil or ErrOwnerDied with the lock held: ErrOwnerDied is not a
+// failure to lock, it means the lock IS held and the previous owner died
+// holding it, so the data m guards may be half-written. Repair it, call
+// MarkConsistent, then Unlock (Do does all of this, on every path). A
+// caller that returns on any error without unlocking leaks the lock.
 //
-// On success, and on ErrOwnerDied, the lock is held and the calling
-// goroutine is locked to its OS thread until Unlock. ErrOwnerDied means the
-// previous owner died holding m: repair the data m guards, call
-// MarkConsistent, then Unlock. Other errors (ErrNotRecoverable,
-// ErrDeadlock, ErrKind, ErrUnsupported) leave m and the thread as they were.
+// While the lock is held the calling goroutine is locked to its OS thread,
+// until Unlock. Other errors (ErrNotRecoverable, ErrDeadlock, ErrKind,
+// ErrUnsupported) leave m and the thread as they were.
 func (m *Mutex) Lock() error {
 	if m == nil {
 		return ErrNilMutex
@@ -114,8 +117,9 @@ func (m *Mutex) Lock() error {
 
 // Unlock releases m. It must be called by the goroutine that locked it (the
 // same OS thread); anything else gets ErrNotOwner and m is left untouched.
-// Unlocking after ErrOwnerDied without MarkConsistent makes m not
-// recoverable for everyone.
+// Unlocking after ErrOwnerDied without MarkConsistent still releases m but
+// makes it not recoverable for everyone, as POSIX requires, and returns
+// ErrUnlockedInconsistent to say so (errors.Is ErrNotRecoverable).
 func (m *Mutex) Unlock() error {
 	if m == nil {
 		return ErrNilMutex
@@ -129,9 +133,10 @@ func (m *Mutex) Unlock() error {
 		return ErrNotOwner // a thread with no record has never locked
 	}
 	var newOwner int32
+	var err error
 	wake := 1
 	if c.owner == ownerInconsistent {
-		newOwner, wake = ownerNotRecoverable, futex.WakeAll
+		newOwner, wake, err = ownerNotRecoverable, futex.WakeAll, ErrUnlockedInconsistent
 	}
 	t.SetPending(&c.next)
 	t.Dequeue(&c.next)
@@ -146,7 +151,7 @@ func (m *Mutex) Unlock() error {
 	if local {
 		wakeRoom(uintptr(unsafe.Pointer(m)))
 	}
-	return nil
+	return err
 }
 
 // wakeSleepers wakes n threads asleep in the kernel on m's word, which this

@@ -20,10 +20,19 @@ import (
 // thread's robust list) and writes to it if the thread dies, so it must
 // not live in memory the Go runtime manages and may free or move: not in a
 // Go-allocated slice or variable, and not unmapped while held (segment's
-// Close refuses to).
+// Close refuses to). go vet's copylocks check reports copies.
 type Mutex struct {
+	_ noCopy
 	_ [Size / 8]uint64
 }
+
+// noCopy makes go vet report copies of a Mutex (its copylocks check looks
+// for Lock and Unlock methods, which Mutex's own error-returning ones are
+// not). It takes no space: Mutex stays Size bytes.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
 
 // c views m as glibc's fields.
 func (m *Mutex) c() *core { return (*core)(unsafe.Pointer(m)) }

@@ -2,6 +2,39 @@ package robustlock
 
 // core is glibc's struct __pthread_mutex_s on 64-bit targets
 // (sysdeps/nptl/bits/struct_mutex.h); field comments give glibc's names.
+//
+// Synchronization: the access rule of each field, which lock.go, mutex.go
+// and inuse.go follow (glibc's code keeps the same rule, so C peers do):
+//
+//	__lock    Shared with every thread of every process and with the
+//	          kernel, which sets OWNER_DIED in it when a holder dies. Atomic
+//	          operations only, everywhere.
+//	__owner   Written only by the thread that holds the lock (the acquire
+//	          sets TID or INCONSISTENT, MarkConsistent swaps INCONSISTENT for
+//	          the TID, Unlock writes 0 or NOTRECOVERABLE before it releases
+//	          the word), and by Init, which no one may race. The holder
+//	          reads and writes it with plain accesses: no one else writes
+//	          it, and the word's atomic release and acquire order one
+//	          holder's writes before the next holder's reads. Every other
+//	          reader, being racy, uses atomic.LoadInt32: lockers that poll
+//	          for NOTRECOVERABLE before each try (an atomic load is re-read
+//	          every time round the loop, never hoisted out of it), TryLock,
+//	          and State. They need only some value the field has held: an
+//	          aligned 4-byte store never tears, and a stale read costs at
+//	          most one more trip round a loop whose CAS or futex wait on the
+//	          word re-checks.
+//	__count, __nusers, __list
+//	          Holder only, plain. State reads __nusers racily, atomically,
+//	          as a snapshot. The kernel reads __list (the robust list entry)
+//	          only once the holding thread has stopped.
+//	__kind    Written by Init only (atomically, before any use); read by
+//	          everyone atomically.
+//	__spins   A racy per-mutex estimate of how long to spin: any locker
+//	          loads and stores it atomically, and the last writer wins.
+//
+// This memory is not the Go heap (the race detector does not watch it),
+// and the plain holder accesses are the ones glibc makes too; Go's
+// compiler keeps them in program order around the atomic operations.
 type core struct {
 	lock   uint32  // __lock: the futex word, TID | OWNER_DIED | WAITERS
 	count  uint32  // __count: 1 while held

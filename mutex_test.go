@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os/exec"
 	"runtime"
 	"sync"
 	"syscall"
@@ -560,5 +561,18 @@ func TestLockContextFarDeadline(t *testing.T) {
 		if err := <-res; err != context.Canceled {
 			t.Fatalf("deadline %v: after cancel, LockContext = %v, want context.Canceled", d, err)
 		}
+	}
+}
+
+// TestVetReportsCopies: Mutex's noCopy field makes go vet's copylocks
+// check report a copy (testdata/vetcopy makes one).
+func TestVetReportsCopies(t *testing.T) {
+	gotool, err := exec.LookPath("go") // go test puts its own first in PATH
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command(gotool, "vet", "./testdata/vetcopy").CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("copies lock value")) || !bytes.Contains(out, []byte("robustlock.Mutex")) {
+		t.Fatalf("go vet on a copied Mutex: %v\n%s", err, out)
 	}
 }

@@ -62,6 +62,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock"
+	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/segment"
 )
 
@@ -262,7 +263,7 @@ func (c *chaosMem) op(slot []int64, how int, rng *rand.Rand) error {
 		if rng.IntN(2) == 0 {
 			err = syscall.Exec("/bin/true", []string{"true"}, nil)
 		} else {
-			err = syscall.Exec(os.Args[0], []string{os.Args[0], "-test.run=^$"}, []string{helperEnv + "=execd"})
+			err = syscall.Exec(os.Args[0], []string{os.Args[0], "-test.run=^$"}, proctest.HelperEnv("execd"))
 		}
 		return &violation{"exec " + err.Error()}
 	case opThreadDie:
@@ -282,12 +283,11 @@ func (c *chaosMem) op(slot []int64, how int, rng *rand.Rand) error {
 }
 
 func init() {
-	helpers["execd"] = func() int { return 0 }
+	helpers["execd"] = func([]string) int { return 0 }
 	// chaos PATH SLOT SEED PEXEC PGDIE: the Go worker. It runs on the main
 	// goroutine, so on the main thread (see init in main_test.go), which is
 	// what makes its exec while holding recoverable.
-	helpers["chaos"] = func() int {
-		a := strings.Fields(os.Getenv(argsEnv))
+	helpers["chaos"] = func(a []string) int {
 		if len(a) != 5 {
 			fmt.Fprintln(os.Stderr, "chaos: bad args", a)
 			return 2

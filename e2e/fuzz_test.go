@@ -107,8 +107,12 @@ func FuzzSegmentFile(f *testing.F) {
 				// TryLock, never Lock: a word may name a live thread.
 				switch err := m.TryLock(); {
 				case err == nil, errors.Is(err, robustlock.ErrOwnerDied):
-					if err := m.Unlock(); err != nil {
-						t.Fatalf("mutex %d: Unlock after TryLock: %v", i, err)
+					want := error(nil)
+					if err != nil { // not marked consistent: unlocking says it is now not recoverable
+						want = robustlock.ErrUnlockedInconsistent
+					}
+					if err := m.Unlock(); err != want {
+						t.Fatalf("mutex %d: Unlock after TryLock: %v, want %v", i, err, want)
 					}
 				case errors.Is(err, robustlock.ErrBusy), errors.Is(err, robustlock.ErrKind),
 					errors.Is(err, robustlock.ErrNotRecoverable), errors.Is(err, robustlock.ErrDeadlock):

@@ -17,15 +17,9 @@ import (
 	"github.com/futexlab/robustlock/internal/proctest"
 )
 
-// Helper processes are this test binary run again with helperEnv naming
-// the helper; TestMain runs the helper instead of the tests.
-const (
-	helperEnv = "E2E_HELPER"
-	argsEnv   = "E2E_ARGS"
-	lifeEnv   = "E2E_LIFE" // a helper exits on its own after this long
-)
-
-var helpers = map[string]func() int{}
+// Helper processes are this test binary run again as a helper
+// (proctest's protocol); TestMain runs the helper instead of the tests.
+var helpers = map[string]proctest.Helper{}
 
 // cleanups run after all tests (for things built once and shared).
 var cleanups []func()
@@ -44,25 +38,7 @@ func init() {
 }
 
 func TestMain(m *testing.M) {
-	if name := os.Getenv(helperEnv); name != "" {
-		fn := helpers[name]
-		if fn == nil {
-			fmt.Fprintln(os.Stderr, "e2e: unknown helper", name)
-			os.Exit(3)
-		}
-		life := 3 * time.Minute
-		if d, err := time.ParseDuration(os.Getenv(lifeEnv)); err == nil {
-			life = d
-		}
-		// A helper whose test went away must not linger (Pdeathsig would
-		// fire when the spawning thread, not the process, exits).
-		time.AfterFunc(life, func() {
-			fmt.Fprintln(os.Stderr, "e2e helper: lifetime expired")
-			os.Exit(4)
-		})
-		os.Exit(fn())
-	}
-	code := m.Run()
+	code := proctest.Main(m, helpers)
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -107,8 +83,12 @@ func cProgram(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inc, err := filepath.Abs(filepath.Join("..", "segment")) // robustlock_segment.h
+	if err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(buildDir, name)
-	out, err := exec.Command(gcc, "-std=gnu11", "-O2", "-Wall", "-pthread", "-o", bin, src, "-lrt").CombinedOutput()
+	out, err := exec.Command(gcc, "-std=gnu11", "-O2", "-Wall", "-pthread", "-I", inc, "-o", bin, src, "-lrt").CombinedOutput()
 	if err != nil {
 		built[name], buildErr[name] = "", fmt.Errorf("%v\n%s", err, out)
 		t.Fatalf("building testdata/%s.c: %v", name, buildErr[name])
@@ -128,7 +108,9 @@ type proc = proctest.Proc
 
 // helperCmd is the command that runs helper name with args.
 func helperCmd(name string, life time.Duration, args ...string) *exec.Cmd {
-	return proctest.Command(helperEnv, name, argsEnv+"="+strings.Join(args, " "), lifeEnv+"="+life.String())
+	cmd := proctest.Command(name, args...)
+	proctest.SetLife(cmd, life)
+	return cmd
 }
 
 // startProc starts cmd; the test's cleanup kills it if it still runs.

@@ -28,6 +28,17 @@ import (
 // commands and compare their answers.
 func init() { helpers["peer"] = goPeer }
 
+// unlockAnswer is what peer p answers to "unlock" after an EOWNERDEAD it
+// did (mark) or did not mark consistent: glibc's unlock returns 0 either
+// way, Go's Unlock says ErrUnlockedInconsistent (ENOTRECOVERABLE) when it
+// made the mutex not recoverable.
+func unlockAnswer(p *proc, mark bool) string {
+	if !mark && strings.HasPrefix(p.String(), "go-") {
+		return "ENOTRECOVERABLE"
+	}
+	return "ok"
+}
+
 // errName names err as peer.c names errnos.
 func errName(err error) string {
 	var re *robustlock.Error
@@ -110,8 +121,8 @@ func openTarget(args []string) (*robustlock.Mutex, *int64, error) {
 	return m, (*int64)(unsafe.Pointer(&seg.Data()[0])), nil
 }
 
-func goPeer() int {
-	m, counter, err := openTarget(strings.Fields(os.Getenv(argsEnv)))
+func goPeer(args []string) int {
+	m, counter, err := openTarget(args)
 	if err != nil {
 		fmt.Println("fatal", err)
 		return 2

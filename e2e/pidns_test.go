@@ -24,8 +24,7 @@ func init() {
 	// pidns" or "error CAUSE", then "view PID SELF NS": this process's pid
 	// as it sees it, where /proc/self leads, and the inode of
 	// /proc/self/ns/pid.
-	helpers["pidns-open"] = func() int {
-		a := strings.Fields(os.Getenv(argsEnv))
+	helpers["pidns-open"] = func(a []string) int {
 		opts := []segment.Option{segment.Dir(a[0]), segment.OpenOnly()}
 		if a[2] == "1" {
 			opts = append(opts, segment.AllowOtherPIDNamespace())
@@ -46,8 +45,7 @@ func init() {
 	}
 	// pidns-create DIR NAME: create the segment; answer "ok NS" with the
 	// namespace its header records.
-	helpers["pidns-create"] = func() int {
-		a := strings.Fields(os.Getenv(argsEnv))
+	helpers["pidns-create"] = func(a []string) int {
 		seg, err := segment.Open(a[1], segment.Dir(a[0]), segment.Size(64), segment.CreateOnly())
 		if err != nil {
 			fmt.Println("error", err)

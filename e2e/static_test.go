@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // TestStaticBinary builds the lock, kill and recover jobs with
@@ -209,7 +211,7 @@ func runChrooted(t *testing.T, bin, variant string, args ...string) (string, err
 	}
 	cmd.Env = []string{} // nothing from this environment
 	if variant != "bare" {
-		cmd.Env = []string{helperEnv + "=enter", argsEnv + "=" + strings.Join(append([]string{root}, args...), " ")}
+		cmd.Env = proctest.HelperEnv("enter", append([]string{root}, args...)...)
 	}
 	out := make(chan string, 1)
 	var b strings.Builder
@@ -242,8 +244,7 @@ func init() {
 	// enter ROOT ARGS...: in a fresh mount namespace, keep mounts from
 	// propagating back, mount proc on ROOT/proc, chroot to ROOT and exec
 	// /job ARGS.
-	helpers["enter"] = func() int {
-		a := strings.Fields(os.Getenv(argsEnv))
+	helpers["enter"] = func(a []string) int {
 		root := a[0]
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			fmt.Println("enter: making mounts private:", err)

@@ -155,8 +155,9 @@ func TestBadFiles(t *testing.T) {
 			l.(*net.UnixListener).SetUnlinkOnClose(false)
 			t.Cleanup(func() { l.Close() })
 		}, want: ErrNotRegular, stat: ErrNotRegular, remove: true},
-		{name: "empty file", plant: writeFile(nil), want: ErrTruncated, stat: ErrTruncated, remove: true},
-		{name: "few bytes", plant: writeFile([]byte("RLO")), want: ErrTruncated, stat: ErrTruncated, remove: true},
+		{name: "empty file", plant: writeFile(nil), want: ErrBadMagic, stat: ErrBadMagic, remove: true},
+		{name: "few bytes", plant: writeFile([]byte("RLO")), want: ErrBadMagic, stat: ErrBadMagic, remove: true},
+		{name: "few other bytes", plant: writeFile([]byte("#!/bin")), want: ErrBadMagic, stat: ErrBadMagic, remove: true},
 		{name: "magic only", plant: writeFile([]byte(Magic + "xyz")), want: ErrTruncated, stat: ErrTruncated},
 		{name: "random bytes", plant: writeFile(random), want: ErrBadMagic, stat: ErrBadMagic, remove: true},
 		{name: "text", plant: writeFile([]byte(strings.Repeat("hello\n", 100))), want: ErrBadMagic, stat: ErrBadMagic, remove: true},

@@ -14,9 +14,10 @@ import (
 	"github.com/futexlab/robustlock"
 )
 
-// cPeer is a C program written from doc.go's description alone: it
-// shm_opens a segment, checks its header with the documented struct, and
-// uses its mutexes with pthread_mutex_lock.
+// cPeer is a C program written from doc.go's description and the shipped
+// robustlock_segment.h alone: it shm_opens a segment, checks its header
+// with the header's robustlock_segment_check, and uses its mutexes with
+// pthread_mutex_lock.
 const cPeer = `
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,28 +32,7 @@ const cPeer = `
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct robustlock_segment {
-	char     magic[8];
-	uint32_t version;
-	uint16_t word_size;
-	uint16_t mutex_size;
-	uint32_t byte_order;
-	uint32_t header_size;
-	uint32_t mutex_count;
-	uint32_t mutex_stride;
-	uint64_t mutex_offset;
-	uint64_t data_offset;
-	uint64_t data_size;
-	uint64_t total_size;
-	int32_t  creator_pid;
-	uint32_t flags;
-	int64_t  created_ns;
-	uint64_t pidns_ino;
-	uint8_t  reserved[40];
-};
-_Static_assert(sizeof(struct robustlock_segment) == 128, "size");
-_Static_assert(offsetof(struct robustlock_segment, creator_pid) == 64, "creator_pid");
-_Static_assert(offsetof(struct robustlock_segment, pidns_ino) == 80, "pidns_ino");
+#include "robustlock_segment.h"
 
 static int fail(const char *what) { printf("fail %s\n", what); return 1; }
 
@@ -64,16 +44,11 @@ int main(int argc, char **argv) {
 	char *base = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) return fail("mmap");
 	struct robustlock_segment *h = (void *)base;
-	if (memcmp(h->magic, "RLOCKSEG", 8) || h->version != 1 || h->word_size != sizeof(void *) ||
-	    h->mutex_size != sizeof(pthread_mutex_t) || h->byte_order != 0x01020304 ||
-	    h->header_size != sizeof *h || h->total_size != (uint64_t)st.st_size ||
-	    h->mutex_offset < sizeof *h || h->mutex_count < 2 || h->mutex_stride < sizeof(pthread_mutex_t) ||
-	    h->mutex_offset + (uint64_t)h->mutex_count * h->mutex_stride > h->data_offset ||
-	    h->data_offset + h->data_size != h->total_size)
+	if (robustlock_segment_check(h, st.st_size) || h->mutex_count < 2)
 		return fail("header");
-	pthread_mutex_t *lock = (void *)(base + h->mutex_offset);
-	pthread_mutex_t *extra = (void *)(base + h->mutex_offset + h->mutex_stride);
-	char *data = base + h->data_offset;
+	pthread_mutex_t *lock = robustlock_segment_mutex(h, 0);
+	pthread_mutex_t *extra = robustlock_segment_mutex(h, 1);
+	char *data = robustlock_segment_data(h);
 	if (!strcmp(argv[2], "trylock")) {
 		printf("%s\n", pthread_mutex_trylock(extra) == EBUSY ? "busy" : "not busy");
 		return 0;
@@ -119,7 +94,11 @@ func TestCPeer(t *testing.T) {
 	if err := os.WriteFile(src, []byte(cPeer), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(cc, "-O1", "-pthread", "-o", bin, src, "-lrt").CombinedOutput(); err != nil {
+	here, err := os.Getwd() // the package directory, which holds robustlock_segment.h
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(cc, "-std=gnu11", "-O1", "-Wall", "-Werror", "-pthread", "-I", here, "-o", bin, src, "-lrt").CombinedOutput(); err != nil {
 		t.Skipf("cannot build the C peer: %v\n%s", err, out)
 	}
 	name := fmt.Sprintf("robustlock-test-%d", os.Getpid())
@@ -178,5 +157,39 @@ func TestCPeer(t *testing.T) {
 	}
 	if st := s.Mutex().State(); st.Owner != 0 || st.OwnerDied || st.Inconsistent {
 		t.Errorf("state after the C recovery: %v", st)
+	}
+}
+
+// TestCHeader: robustlock_segment.h, the header C peers include, says what
+// this package writes: every offset, the size, magic, version and byte
+// order mark.
+func TestCHeader(t *testing.T) {
+	b, err := os.ReadFile("robustlock_segment.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(b)
+	want := map[string]int{
+		"version": offVersion, "word_size": offWordSize, "mutex_size": offMutexSize,
+		"byte_order": offByteOrder, "header_size": offHeaderSize, "mutex_count": offMutexCount,
+		"mutex_stride": offMutexStride, "mutex_offset": offMutexOffset, "data_offset": offDataOffset,
+		"data_size": offDataSize, "total_size": offTotalSize, "creator_pid": offCreatorPID,
+		"flags": offFlags, "created_ns": offCreated, "pidns_ino": offPIDNS, "reserved": offReserved,
+	}
+	for field, off := range want {
+		s := fmt.Sprintf("ROBUSTLOCK_STATIC_ASSERT(offsetof(struct robustlock_segment, %s) == %d, ", field, off)
+		if !strings.Contains(h, s) {
+			t.Errorf("the header does not assert %s at offset %d", field, off)
+		}
+	}
+	for _, s := range []string{
+		fmt.Sprintf("ROBUSTLOCK_STATIC_ASSERT(sizeof(struct robustlock_segment) == %d, ", HeaderSize),
+		fmt.Sprintf("#define ROBUSTLOCK_SEGMENT_MAGIC      %q", Magic),
+		fmt.Sprintf("#define ROBUSTLOCK_SEGMENT_VERSION    %d\n", Version),
+		fmt.Sprintf("#define ROBUSTLOCK_SEGMENT_BYTE_ORDER %#08xu\n", byteOrder),
+	} {
+		if !strings.Contains(h, s) {
+			t.Errorf("the header lacks %q", s)
+		}
 	}
 }

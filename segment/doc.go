@@ -7,19 +7,17 @@
 // opens.
 //
 //	seg, err := segment.Open("jobs", segment.Size(4096),
-//		segment.Init(func(data []byte) error { copy(data, "ready"); return nil }))
+//		segment.Init(func(data []byte) error { copy(data, "ready"); return nil }),
+//		segment.Repair(repair)) // run by Do when a holder died mid-update
 //	if err != nil { ... }
 //	defer seg.Close()
-//	m := seg.Mutex()
-//	switch err := m.Lock(); {
-//	case errors.Is(err, robustlock.ErrOwnerDied):
-//		repair(seg.Data()) // a holder died mid-update
-//		m.MarkConsistent()
-//	case err != nil:
-//		return err
-//	}
-//	update(seg.Data())
-//	m.Unlock()
+//	err = seg.Do(ctx, func(data []byte) error { return update(data) })
+//
+// Do locks the segment's own lock (Mutex), runs Repair first if its
+// previous holder died, marks it consistent only if Repair succeeded, and
+// unlocks on every path; examples/quickstart in the module is a complete
+// program. Mutex().Lock can be used directly instead: ErrOwnerDied then
+// means the lock is held and the caller repairs (see the examples).
 //
 // # Creation and publication
 //
@@ -158,35 +156,18 @@
 //	    80    8 uint64    pidns_ino     inode of the creator's /proc/self/ns/pid; 0 if unknown
 //	    88   40 uint8[40] reserved      0
 //
-// The same, as C:
-//
-//	struct robustlock_segment {          /* version 1, 128 bytes */
-//		char     magic[8];               /* "RLOCKSEG" */
-//		uint32_t version;                /* 1 */
-//		uint16_t word_size;              /* sizeof(void *) */
-//		uint16_t mutex_size;             /* sizeof(pthread_mutex_t) */
-//		uint32_t byte_order;             /* 0x01020304 */
-//		uint32_t header_size;            /* 128 */
-//		uint32_t mutex_count;
-//		uint32_t mutex_stride;
-//		uint64_t mutex_offset;
-//		uint64_t data_offset;
-//		uint64_t data_size;
-//		uint64_t total_size;
-//		int32_t  creator_pid;
-//		uint32_t flags;                  /* 0 */
-//		int64_t  created_ns;
-//		uint64_t pidns_ino;
-//		uint8_t  reserved[40];           /* 0 */
-//	};
+// The same, as C, is the header robustlock_segment.h in this package's
+// directory, the one definition C and C++ peers include (the package's
+// tests compile their C peers against it). It declares struct
+// robustlock_segment with static assertions of every offset above, and
+// inline helpers: robustlock_segment_check (the checks Open makes),
+// robustlock_segment_mutex and robustlock_segment_data.
 //
 // A C peer opens a published segment with shm_open("/NAME", O_RDWR, 0),
-// fstats it, maps st_size bytes MAP_SHARED, checks magic, version,
-// word_size, mutex_size, byte_order, header_size and that total_size ==
-// st_size and every offset lies inside, then uses
-// (pthread_mutex_t *)((char *)base + mutex_offset + i * mutex_stride) with
+// fstats it, maps st_size bytes MAP_SHARED, checks it with
+// robustlock_segment_check, then uses robustlock_segment_mutex(h, i) with
 // pthread_mutex_lock, handling EOWNERDEAD with pthread_mutex_consistent,
-// and the data at base + data_offset. The mutexes are robust,
+// and the data at robustlock_segment_data(h). The mutexes are robust,
 // process-shared and of the normal type, as pthread_mutex_init with those
 // attributes makes them. A C creator must follow the same protocol: build
 // the complete file under a name no one opens, then link(2) it into place.

@@ -15,7 +15,7 @@ import (
 //
 //	if errors.Is(err, segment.ErrForeignOwner) { ... }
 type Error struct {
-	Op   string // "open", "create", "close", "check", "remove", "stat" or "list"
+	Op   string // "open", "create", "close", "check", "remove", "stat", "list", "do", "lock" or "repair"
 	Name string // the segment's name; empty for list
 	Path string // the file's path, when known
 	Err  error  // the cause
@@ -107,7 +107,9 @@ var (
 	ErrTruncated = errors.New("file is truncated")
 
 	// ErrBadMagic: the file does not start with the segment magic; it is
-	// not a segment.
+	// not a segment. A file shorter than the magic, an empty one included,
+	// gets it too: segments are published whole, so it is no segment cut
+	// short.
 	ErrBadMagic = errors.New("wrong magic: not a segment")
 
 	// ErrVersion: the header's layout version is not one this package reads.
@@ -137,6 +139,15 @@ var (
 	// was published. The callback's error (or the panic value, if it is an
 	// error) is wrapped too.
 	ErrInit = errors.New("Init callback failed")
+
+	// ErrRepair: the Repair callback returned an error while Segment.Do
+	// recovered from a dead holder; the lock was left not recoverable. The
+	// callback's error is wrapped too.
+	ErrRepair = errors.New("Repair callback failed")
+
+	// ErrNoRepair: Segment.Do on a segment opened without the Repair
+	// option. Nothing was locked.
+	ErrNoRepair = errors.New("segment opened without a Repair option")
 
 	// ErrInUse: Close was refused because a thread of this process holds
 	// one of the segment's mutexes or is in the middle of locking or

@@ -24,6 +24,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // TestDamagedSegment: another process truncates (truncate -s 0) or
@@ -539,7 +541,7 @@ func TestPermissionFirst(t *testing.T) {
 	}{{0o600, "permission"}, {0o666, "foreign"}} {
 		os.Chmod(p, c.mode)
 		cmd := exec.Command(bin, "-test.run=^$")
-		cmd.Env = append(os.Environ(), helperEnv+"=open", "SEG_DIR="+dir, "SEG_NAME=p")
+		cmd.Env = append(append(os.Environ(), proctest.HelperEnv("open")...), "SEG_DIR="+dir, "SEG_NAME=p")
 		cmd.SysProcAttr = cred
 		out, err := cmd.Output()
 		if err != nil {

@@ -137,7 +137,8 @@ func parseHeader(b []byte, fileSize int64) (Header, error) {
 		b = b[:max(fileSize, 0)]
 	}
 	if len(b) < len(Magic) {
-		return h, detail(ErrTruncated, "%d bytes, shorter than the magic", fileSize)
+		// Not a segment cut short: a published segment is always whole.
+		return h, detail(ErrBadMagic, "%d bytes, shorter than the magic", fileSize)
 	}
 	if string(b[:len(Magic)]) != Magic {
 		return h, detail(ErrBadMagic, "%q", b[:len(Magic)])

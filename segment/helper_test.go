@@ -2,9 +2,9 @@
 
 package segment
 
-// Helper processes: the test binary re-executes itself with helperEnv set
-// to a helper's name; TestMain then runs that helper instead of the tests.
-// Helpers talk to the test over stdin and stdout, one line per message.
+// Helper processes: the test binary run again as a helper (proctest's
+// protocol), configured by SEG_* environment variables. Helpers talk to
+// the test over stdin and stdout, one line per message.
 
 import (
 	"bufio"
@@ -23,42 +23,21 @@ import (
 	"github.com/futexlab/robustlock/internal/proctest"
 )
 
-const (
-	helperEnv = "SEGMENT_TEST_HELPER"
-	// helperLife bounds every helper: one whose test has gone away exits
-	// on its own instead of lingering.
-	helperLife = 3 * time.Minute
-	// patience is how long a test waits for one step of a helper before
-	// failing (generous: a loaded 2-core machine running -race).
-	patience = 60 * time.Second
-)
+// patience is how long a test waits for one step of a helper before
+// failing (generous: a loaded 2-core machine running -race).
+const patience = 60 * time.Second
 
-var helpers = map[string]func() int{
-	"race":     helperRace,
-	"initkill": helperInitKill,
-	"hold":     helperHold,
-	"open":     helperOpen,
-	"damaged":  helperDamaged,
-	"memlimit": helperMemLimit,
-	"slowinit": helperSlowInit,
+var helpers = map[string]proctest.Helper{
+	"race":     func([]string) int { return helperRace() },
+	"initkill": func([]string) int { return helperInitKill() },
+	"hold":     func([]string) int { return helperHold() },
+	"open":     func([]string) int { return helperOpen() },
+	"damaged":  func([]string) int { return helperDamaged() },
+	"memlimit": func([]string) int { return helperMemLimit() },
+	"slowinit": func([]string) int { return helperSlowInit() },
 }
 
-func TestMain(m *testing.M) {
-	if h := os.Getenv(helperEnv); h != "" {
-		go func() {
-			time.Sleep(helperLife)
-			fmt.Fprintln(os.Stderr, "helper: watchdog expired")
-			os.Exit(3)
-		}()
-		fn, ok := helpers[h]
-		if !ok {
-			fmt.Fprintln(os.Stderr, "helper: unknown", h)
-			os.Exit(2)
-		}
-		os.Exit(fn())
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(proctest.Main(m, helpers)) }
 
 // A child is a running helper process.
 type child = proctest.Proc
@@ -76,7 +55,8 @@ func spawn(t *testing.T, helper string, env ...string) *child {
 }
 
 func start(t *testing.T, helper string, attr *syscall.SysProcAttr, env ...string) (*child, error) {
-	cmd := proctest.Command(helperEnv, helper, env...)
+	cmd := proctest.Command(helper)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = attr
 	return proctest.Launch(t, helper, cmd)
 }

@@ -303,7 +303,7 @@ func Remove(name string, opts ...Option) error {
 		return fail(err)
 	}
 	if len(magic) < len(Magic) {
-		return fail(detail(ErrTruncated, "%d bytes, shorter than the magic", size))
+		return fail(detail(ErrBadMagic, "%d bytes, shorter than the magic", size))
 	}
 	if string(magic) != Magic {
 		return fail(detail(ErrBadMagic, "%q", magic))

@@ -122,6 +122,7 @@ func Open(name string, opts ...Option) (*Segment, error) {
 			s, err := openExisting(d, name, path, &c)
 			switch {
 			case err == nil:
+				s.repair = c.repair
 				return s, nil
 			case !errors.Is(err, errMissing):
 				return fail("open", err)
@@ -156,6 +157,7 @@ func Open(name string, opts ...Option) (*Segment, error) {
 		s, err := create(d, name, path, &c, cl)
 		switch {
 		case err == nil:
+			s.repair = c.repair
 			return s, nil
 		case errors.Is(err, errLost) && c.createOnly:
 			return fail("create", ErrExist)

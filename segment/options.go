@@ -44,6 +44,7 @@ type config struct {
 	fallbackOnly bool // tests: publish with the named-temporary protocol
 	noClaim      bool // tests: race without the creation claim
 	bad          []string
+	repair       func(data []byte) error
 }
 
 // Size sets the number of bytes of user data (Data) the segment holds.
@@ -225,4 +226,29 @@ func validName(name string) bool {
 		}
 	}
 	return true
+}
+
+// Repair sets how Segment.Do recovers the segment's data when a holder of
+// its lock died mid-update: Do, finding the lock's previous owner dead,
+// calls fn on Data with the lock held, and marks the lock consistent only
+// if fn returns nil. If fn returns an error (Do returns it wrapped in
+// ErrRepair) or panics, Do unlocks without marking it, so the lock becomes
+// not recoverable for every process (robustlock.ErrNotRecoverable) rather
+// than hand on data nobody could repair. Give the same Repair to every
+// Open of a segment, as with Init: Init builds the data, Repair rebuilds
+// it, and each process recovers the same way. fn must not keep data past
+// its return, nor lock or unlock the segment's lock.
+//
+// Repair is used only by Segment.Do. Mutex().Lock knows nothing of it: a
+// caller that locks the Mutex directly gets robustlock.ErrOwnerDied and
+// repairs by itself, as before. Without Repair, Segment.Do refuses to run
+// (ErrNoRepair); a segment whose data needs no repair says so with
+// Repair(func([]byte) error { return nil }).
+func Repair(fn func(data []byte) error) Option {
+	return func(c *config) {
+		if fn == nil {
+			c.bad = append(c.bad, "nil Repair")
+		}
+		c.repair = fn
+	}
 }

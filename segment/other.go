@@ -5,8 +5,16 @@ package segment
 // Off Linux there are no robust futexes, so there are no segments: every
 // entry point reports ErrUnsupported.
 
-// Open returns ErrUnsupported: segments need Linux.
+// Open returns ErrUnsupported: segments need Linux. A bad name or option
+// is reported first, as on Linux.
 func Open(name string, opts ...Option) (*Segment, error) {
+	c := newConfig(opts)
+	switch {
+	case !validName(name):
+		return nil, &Error{Op: "open", Name: name, Err: detail(ErrBadName, "%q", name)}
+	case c.check() != nil:
+		return nil, &Error{Op: "open", Name: name, Err: c.check()}
+	}
 	return nil, &Error{Op: "open", Name: name, Err: ErrUnsupported}
 }
 
@@ -30,3 +38,6 @@ func unmap(mem []byte) error { return ErrUnsupported }
 
 // reserve is never reached: Open never succeeds here.
 func reserve(mem []byte) error { return ErrUnsupported }
+
+// The Linux publication protocol's test-only knob means nothing here.
+var _ = config{}.fallbackOnly

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"runtime/debug"
@@ -18,6 +19,7 @@ type Segment struct {
 	path    string
 	created bool
 	hdr     Header
+	repair  func(data []byte) error // the Repair option; nil if none
 
 	closeMu sync.Mutex // serialises Close
 	m       atomic.Pointer[mapping]
@@ -31,6 +33,7 @@ type mapping struct {
 	mutexes []*robustlock.Mutex
 }
 
+//lint:ignore U1000 used by the Linux implementation; unused where segments are unsupported
 func newSegment(name, path string, created bool, h Header, mem []byte) (*Segment, error) {
 	mp := &mapping{
 		mem:  mem,
@@ -86,6 +89,49 @@ func (s *Segment) MutexN(i int) (*robustlock.Mutex, error) {
 		return nil, s.err("mutex", detail(ErrInvalidOption, "mutex %d of %d", i, len(mp.mutexes)))
 	}
 	return mp.mutexes[i], nil
+}
+
+// Do runs fn on the segment's data with the segment's own lock (Mutex)
+// held, and unlocks on every path, fn's panics included (see
+// robustlock.Mutex.Do). When the lock's previous owner died holding it, Do
+// first runs the Repair option's function on the data: if it succeeds, the
+// lock is marked consistent and fn runs; if it fails or panics, fn does not
+// run, the lock is unlocked unmarked and so becomes not recoverable, and
+// Do returns the failure wrapped in ErrRepair, joined with
+// robustlock.ErrUnlockedInconsistent (or re-panics).
+//
+// fn's own error is returned as is. A lock that cannot be taken
+// (robustlock.ErrNotRecoverable, robustlock.ErrDeadlock, ctx.Err(), ...)
+// returns that error in an *Error, without calling fn. Without a Repair
+// option Do returns ErrNoRepair and does not lock, so a missing repair
+// shows on the first call rather than at the first death. After Close it
+// returns ErrClosed.
+func (s *Segment) Do(ctx context.Context, fn func(data []byte) error) error {
+	mp := s.m.Load()
+	switch {
+	case mp == nil:
+		return s.err("do", ErrClosed)
+	case s.repair == nil:
+		return s.err("do", ErrNoRepair)
+	}
+	m := mp.mutexes[0]
+	called := false
+	err := m.Do(ctx, func(recovered bool) error {
+		called = true
+		if recovered {
+			if err := s.repair(mp.data); err != nil {
+				return s.err("repair", fmt.Errorf("%w: %w", ErrRepair, err))
+			}
+			if err := m.MarkConsistent(); err != nil {
+				return s.err("repair", err) // the repair unlocked the lock
+			}
+		}
+		return fn(mp.data)
+	})
+	if !called {
+		return s.err("lock", err)
+	}
+	return err
 }
 
 // NumMutexes returns the number of mutexes, the segment's own lock

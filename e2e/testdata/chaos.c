@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "robustlock_segment.h" /* the segment header, as segment/ ships it */
+
 /* The shared layout: int64 words of the segment's data. Keep in step with
  * chaos_test.go (TestChaosLayout compares them). */
 #define W_MAGIC 0
@@ -64,18 +66,6 @@
 
 enum { IDLE, LOCKING, INSIDE, UNLOCKING, EXECING, THREADDYING };
 
-struct seghdr { /* segment/doc.go, version 1 */
-	char magic[8];
-	uint32_t version;
-	uint16_t word_size, mutex_size;
-	uint32_t byte_order, header_size, mutex_count, mutex_stride;
-	uint64_t mutex_offset, data_offset, data_size, total_size;
-	int32_t creator_pid;
-	uint32_t flags;
-	int64_t created_ns;
-	uint64_t pidns_ino;
-	uint8_t reserved[40];
-};
 
 static pthread_mutex_t *mu;
 static int64_t *w;    /* shared words */
@@ -221,14 +211,14 @@ int main(int argc, char **argv)
 	if (fstat(fd, &sb) < 0) return 2;
 	char *base = mmap(NULL, sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) return 2;
-	struct seghdr *h = (struct seghdr *)base;
-	if (memcmp(h->magic, "RLOCKSEG", 8) || h->version != 1 || h->mutex_size != sizeof(pthread_mutex_t) ||
-	    h->total_size != (uint64_t)sb.st_size || h->data_size < NWORDS * 8) {
-		fprintf(stderr, "chaos: not a segment of the right shape\n");
+	struct robustlock_segment *h = (struct robustlock_segment *)base;
+	const char *bad = robustlock_segment_check(h, sb.st_size);
+	if (bad || h->data_size < NWORDS * 8) {
+		fprintf(stderr, "chaos: not a segment of the right shape (%s)\n", bad ? bad : "data_size");
 		return 2;
 	}
-	mu = (pthread_mutex_t *)(base + h->mutex_offset);
-	w = (int64_t *)(base + h->data_offset);
+	mu = robustlock_segment_mutex(h, 0);
+	w = robustlock_segment_data(h);
 	if (w[W_MAGIC] != MAGIC) {
 		fprintf(stderr, "chaos: layout magic missing\n");
 		return 2;

@@ -3,8 +3,9 @@
  *
  * Written for the e2e tests from the public contract only: POSIX
  * pthread_mutex_* with the robust and process-shared attributes, and the
- * segment header as documented in segment/doc.go. It never looks at the
- * mutex's bytes except to print them (dump) for the tests to compare.
+ * segment header as segment/robustlock_segment.h ships it. It never looks
+ * at the mutex's bytes except to print them (dump) for the tests to
+ * compare.
  *
  *   peer raw PATH OFF    map the file PATH; the mutex is at OFF, a 64-bit
  *                        counter at OFF+64
@@ -34,49 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The segment header, version 1, as segment/doc.go documents it. */
-struct seghdr {
-	char     magic[8];
-	uint32_t version;
-	uint16_t word_size;
-	uint16_t mutex_size;
-	uint32_t byte_order;
-	uint32_t header_size;
-	uint32_t mutex_count;
-	uint32_t mutex_stride;
-	uint64_t mutex_offset;
-	uint64_t data_offset;
-	uint64_t data_size;
-	uint64_t total_size;
-	int32_t  creator_pid;
-	uint32_t flags;
-	int64_t  created_ns;
-	uint64_t pidns_ino;
-	uint8_t  reserved[40];
-};
-
-/* The documented offsets; a wrong struct does not compile. */
-_Static_assert(offsetof(struct seghdr, version) == 8, "version");
-_Static_assert(offsetof(struct seghdr, word_size) == 12, "word_size");
-_Static_assert(offsetof(struct seghdr, mutex_size) == 14, "mutex_size");
-_Static_assert(offsetof(struct seghdr, byte_order) == 16, "byte_order");
-_Static_assert(offsetof(struct seghdr, header_size) == 20, "header_size");
-_Static_assert(offsetof(struct seghdr, mutex_count) == 24, "mutex_count");
-_Static_assert(offsetof(struct seghdr, mutex_stride) == 28, "mutex_stride");
-_Static_assert(offsetof(struct seghdr, mutex_offset) == 32, "mutex_offset");
-_Static_assert(offsetof(struct seghdr, data_offset) == 40, "data_offset");
-_Static_assert(offsetof(struct seghdr, data_size) == 48, "data_size");
-_Static_assert(offsetof(struct seghdr, total_size) == 56, "total_size");
-_Static_assert(offsetof(struct seghdr, creator_pid) == 64, "creator_pid");
-_Static_assert(offsetof(struct seghdr, flags) == 68, "flags");
-_Static_assert(offsetof(struct seghdr, created_ns) == 72, "created_ns");
-_Static_assert(offsetof(struct seghdr, pidns_ino) == 80, "pidns_ino");
-_Static_assert(offsetof(struct seghdr, reserved) == 88, "reserved");
-_Static_assert(sizeof(struct seghdr) == 128, "sizeof");
+/* The segment header, version 1: the one the segment package ships. */
+#include "robustlock_segment.h"
 
 static char *base;
 static size_t size;
-static struct seghdr *hdr; /* NULL in raw mode */
+static struct robustlock_segment *hdr; /* NULL in raw mode */
 static pthread_mutex_t *mu;
 static volatile int64_t *counter;
 static int seg_index;
@@ -104,33 +68,6 @@ static const char *ename(int e)
 	static char buf[32];
 	snprintf(buf, sizeof buf, "errno%d", e);
 	return buf;
-}
-
-/* check_header: everything a careful C reader checks before trusting the
- * file. Returns NULL or what is wrong. */
-static const char *check_header(void)
-{
-	if (size < sizeof(struct seghdr)) return "short file";
-	if (memcmp(hdr->magic, "RLOCKSEG", 8)) return "magic";
-	if (hdr->version != 1) return "version";
-	if (hdr->word_size != sizeof(void *)) return "word_size";
-	if (hdr->mutex_size != sizeof(pthread_mutex_t)) return "mutex_size";
-	if (hdr->byte_order != 0x01020304) return "byte_order";
-	if (hdr->header_size != sizeof(struct seghdr)) return "header_size";
-	if (hdr->total_size != size) return "total_size";
-	if (hdr->mutex_count < 1) return "mutex_count";
-	if (hdr->mutex_stride < sizeof(pthread_mutex_t) || hdr->mutex_stride % 8) return "mutex_stride";
-	if (hdr->mutex_offset < sizeof(struct seghdr) || hdr->mutex_offset % 8) return "mutex_offset";
-	if (hdr->mutex_offset + (uint64_t)(hdr->mutex_count - 1) * hdr->mutex_stride + sizeof(pthread_mutex_t) >
-	    hdr->data_offset)
-		return "mutexes overlap the data";
-	if (hdr->data_offset % 8) return "data_offset";
-	if (hdr->data_offset + hdr->data_size != hdr->total_size) return "data_size";
-	if (hdr->creator_pid <= 0) return "creator_pid";
-	if (hdr->flags != 0) return "flags";
-	for (size_t i = 0; i < sizeof hdr->reserved; i++)
-		if (hdr->reserved[i]) return "reserved";
-	return NULL;
 }
 
 static void map_fd(int fd)
@@ -163,8 +100,8 @@ static void open_target(int argc, char **argv)
 		counter = (int64_t *)(base + off + 64);
 		return;
 	}
-	hdr = (struct seghdr *)base;
-	const char *bad = check_header();
+	hdr = (struct robustlock_segment *)base;
+	const char *bad = robustlock_segment_check(hdr, size);
 	if (bad) {
 		printf("fatal header: %s\n", bad);
 		fflush(stdout);
@@ -172,9 +109,9 @@ static void open_target(int argc, char **argv)
 	}
 	seg_index = argc > 3 ? atoi(argv[3]) : 0;
 	if (seg_index < 0 || (uint32_t)seg_index >= hdr->mutex_count) die("mutex index");
-	mu = (pthread_mutex_t *)(base + hdr->mutex_offset + (uint64_t)seg_index * hdr->mutex_stride);
+	mu = robustlock_segment_mutex(hdr, seg_index);
 	if (hdr->data_size < 8) die("data too small for the counter");
-	counter = (int64_t *)(base + hdr->data_offset);
+	counter = robustlock_segment_data(hdr);
 }
 
 static int init_mutex(const char *kind)

@@ -1,6 +1,6 @@
 // Package proctest owns the test-only scaffolding for tests that run real
-// helper processes: starting the test binary again as a named helper,
-// talking to a helper in lines over stdin and stdout with a watchdog on
+// helper processes: the one helper-process protocol (Main, every
+// TestMain's body, and Command; one environment variable, Env), talking to a helper in lines over stdin and stdout with a watchdog on
 // every wait, and (on Linux) counting a process's threads asleep on shared
 // futexes.
 //

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -17,16 +16,6 @@ import (
 // timing assertion. Nothing should take more than a small part of it, even
 // under -race on two loaded cores.
 const Watchdog = 60 * time.Second
-
-// Command returns the command that runs this test binary again, running
-// no tests, with env set to helper and the extra environment variables
-// ("NAME=value") added. The test binary's TestMain is to see env and run
-// the helper instead of the tests.
-func Command(env, helper string, extra ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), env+"="+helper), extra...)
-	return cmd
-}
 
 // A Proc is a running helper or other program that answers commands on
 // its stdin with lines on its stdout. Its methods fail its test rather

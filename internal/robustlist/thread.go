@@ -88,13 +88,14 @@ type record struct {
 	insert     uintptr // the sentinel's __next: new entries are linked after it
 	pendingAt  uintptr // the list_op_pending word in use
 	registered uint64  // registrations of this record, for tests and inspection
+	indexed    uintptr // 1 while the record is in live; guarded by liveMu
 
 	// localWaiters counts goroutines of this process waiting in Go (not in
 	// the kernel) for a lock this thread holds; Unlock tells them when it
 	// is non-zero. Read and written atomically, by any thread.
 	localWaiters atomic.Int32
 	_            int32
-	_            [2]uintptr // to 128 bytes: the assembly multiplies by shifting
+	_            uintptr // to 128 bytes: the assembly multiplies by shifting
 }
 
 const recordSize = unsafe.Sizeof(record{})
@@ -104,6 +105,21 @@ var (
 	flat    atomic.Uintptr // records for tid < flatLen
 	flatLen atomic.Uint32
 	mapFlat sync.Once
+)
+
+// live indexes the records that may belong to a live thread, so that
+// PendingIn reads those and not every record up to pid_max (17 ms per
+// call at a pid_max of 4194304). A record joins at registration and is
+// dropped by PendingIn once its sentinel says the thread died.
+//
+// Synchronization: liveMu guards live and every record's indexed flag.
+// Register sets a record's sentinel valid while holding it, after putting
+// the record in live, so PendingIn (which drops records under liveMu)
+// never drops a record that has come back to life: a registration that
+// races with a drop re-adds the record before its sentinel says live.
+var (
+	liveMu sync.Mutex
+	live   []*record
 )
 
 // Thread is the calling thread's record. It is valid only on the thread
@@ -345,7 +361,13 @@ func Register() (*Thread, error) {
 		r.insert = sentinelNext
 	}
 	r.registered++
+	liveMu.Lock()
+	if r.indexed == 0 {
+		r.indexed = 1
+		live = append(live, r)
+	}
 	atomic.StoreUintptr(&r.sentinel[0], uintptr(tid)) // valid from here on
+	liveMu.Unlock()
 	return (*Thread)(r), nil
 }
 
@@ -427,30 +449,37 @@ func mapRecords(n uint32) (uintptr, error) {
 
 // PendingIn reports whether any live thread of this process has a robust
 // operation in progress (list_op_pending set) on an entry inside [lo, hi).
-// It reads only this process's records and the pending words they name.
-// The answer is advisory: a thread may start an operation just after.
+// It reads only this process's live records (see live) and the pending
+// words they name, and drops from the index the records of threads that
+// have died. The answer is advisory: a thread may start an operation just
+// after.
 func PendingIn(lo, hi uintptr) bool {
-	for i := range chunks {
-		c := chunks[i].Load()
-		if c == 0 {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	found := false
+	kept := live[:0]
+	for _, r := range live {
+		tid := uintptr(r.tid)
+		if tid == 0 || atomic.LoadUintptr(&r.sentinel[0]) != tid {
+			// Dead, or being registered again (which re-adds it).
+			r.indexed = 0
 			continue
 		}
-		for j := uintptr(0); j < chunkLen; j++ {
-			r := (*record)(ptr(c + j*recordSize))
-			tid := uintptr(r.tid)
-			if tid == 0 || atomic.LoadUintptr(&r.sentinel[0]) != tid {
-				continue
-			}
-			p := pendingOf(r)
-			// A registration of a reused TID rewrites the record: it
-			// clears the sentinel first and sets it last, so an unchanged
-			// sentinel means p was read from one consistent record.
-			if atomic.LoadUintptr(&r.sentinel[0]) == tid && p >= lo && p < hi {
-				return true
-			}
+		kept = append(kept, r)
+		if found {
+			continue
+		}
+		p := pendingOf(r)
+		// A registration of a reused TID rewrites the record: it
+		// clears the sentinel first and sets it last, so an unchanged
+		// sentinel means p was read from one consistent record.
+		if atomic.LoadUintptr(&r.sentinel[0]) == tid && p >= lo && p < hi {
+			found = true
 		}
 	}
-	return false
+	clear(live[len(kept):])
+	live = kept
+	return found
 }
 
 // pendingOf reads r's list_op_pending. A joined record's lives in glibc's

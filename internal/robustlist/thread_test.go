@@ -285,3 +285,60 @@ func TestPendingIn(t *testing.T) {
 		t.Fatal("pending after ClearPending")
 	}
 }
+
+// TestPendingInIndex: PendingIn reads only an index of live records, which
+// it prunes: a thread that pends on an entry and then dies is neither
+// reported nor kept, and a live thread's pending entry is found among
+// them.
+func TestPendingInIndex(t *testing.T) {
+	// Not on a goroutine stack, which may move: the kernel reads a dead
+	// thread's pending entry.
+	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	entries := (*[16][8]uintptr)(unsafe.Pointer(&mem[0]))
+	lo := uintptr(unsafe.Pointer(&entries[0][0]))
+	hi := lo + unsafe.Sizeof(*entries)
+	before := robustlist.Indexed()
+	const n = 8
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			th, err := robustlist.Current()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			th.SetPending(&entries[i][4]) // left set: the kernel finds it at death
+		}()
+	}
+	wg.Wait()
+	if got := robustlist.Indexed(); got < before+1 {
+		t.Fatalf("index holds %d records after %d threads registered, had %d", got, n, before)
+	}
+	// The threads end just after their goroutines; PendingIn must stop
+	// seeing their pending entries and drop their records.
+	deadline := time.Now().Add(time.Minute)
+	for robustlist.PendingIn(lo, hi) || robustlist.Indexed() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead threads still pending or indexed: %d records, %d before", robustlist.Indexed(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	th, err := robustlist.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	th.SetPending(&entries[3][4])
+	defer th.ClearPending()
+	if !robustlist.PendingIn(lo, hi) {
+		t.Fatal("a live thread's pending entry was not found")
+	}
+}
