@@ -62,17 +62,17 @@ import (
 )
 
 const (
-	magic       = "RLOCKEVT"
-	version     = 1
-	headerSize  = 128
-	offHead     = 128
-	offBell     = 192
-	offQBell    = 256
-	offQTick    = 264
-	ringOffset  = 384
-	slotHdr     = 16
-	reqHdr      = 64
-	lineSize    = 64
+	magic      = "RLOCKEVT"
+	version    = 1
+	headerSize = 128
+	offHead    = 128
+	offBell    = 192
+	offQBell   = 256
+	offQTick   = 264
+	ringOffset = 384
+	slotHdr    = 16
+	reqHdr     = 64
+	lineSize   = 64
 )
 
 // layout is a validated channel header.

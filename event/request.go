@@ -64,8 +64,8 @@ const (
 var phaseNames = [...]string{"free", "filling", "queued", "claimed", "responded", "abandoned"}
 
 func mk(phase int, ticket uint32) uint32 { return ticket<<4 | uint32(phase) }
-func phaseOf(st uint32) int             { return int(st & 0xf) }
-func ticketOf(st uint32) uint32         { return st >> 4 }
+func phaseOf(st uint32) int              { return int(st & 0xf) }
+func ticketOf(st uint32) uint32          { return st >> 4 }
 
 type reqSlot struct {
 	st      uint32
