@@ -78,6 +78,8 @@ type Channel struct {
 	hmu    sync.Mutex
 	h      *holder
 	closed atomic.Bool
+
+	recoveries atomic.Uint64 // publishes that found a dead publisher's lock
 }
 
 // Open opens the channel name, or creates and publishes it (atomically,
@@ -226,6 +228,7 @@ func (c *Channel) Publish(msg []byte) error {
 // message written whole but not committed is committed; anything else in
 // the slot is invisible and will be overwritten.
 func (c *Channel) recoverPublish() {
+	c.recoveries.Add(1)
 	n := atomic.LoadUint64(c.head)
 	if atomic.LoadUint64(&c.slot(n).ver) != 2*n+2 {
 		return

@@ -423,12 +423,22 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 		}
 		return nil
 	}
-	if !h.take(cl, atomic.LoadUint32(cl)) {
-		return nil
+	for {
+		// The requester may set WAITERS on cl under us: retry while no
+		// one holds it. One who does is a server about to fail its CAS on
+		// st (a stale claim); it rings qbell when it gives cl back.
+		w := atomic.LoadUint32(cl)
+		if w&futex.TIDMask != 0 {
+			return nil
+		}
+		if h.take(cl, w) {
+			break
+		}
 	}
 	t := ticketOf(p)
 	if !atomic.CompareAndSwapUint32(&s.st, p, mk(pClaimed, t)) {
 		h.give(cl, 0)
+		ring(c.qbell) // servers that skipped this slot while we held cl
 		return nil
 	}
 	l := int(atomic.LoadUint32(&s.reqLen))

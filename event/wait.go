@@ -135,7 +135,16 @@ func (h *hub) lead(ctx context.Context, arm armFunc) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	k, err := futex.WaitV(h.ws[:n], deadline)
+	var k int
+	var err error
+	if n == 1 { // the common case (a bell): plain FUTEX_WAIT_BITSET
+		err = futex.WaitUntil((*uint32)(unsafePtr(h.ws[0].Addr)), uint32(h.ws[0].Val), deadline)
+		if deadline == 0 && err == syscall.ETIMEDOUT {
+			err = nil
+		}
+	} else {
+		k, err = futex.WaitV(h.ws[:n], deadline)
+	}
 	if h.passOn && err == nil && k >= 0 && k < n {
 		if w := (*uint32)(unsafePtr(h.ws[k].Addr)); atomic.LoadUint32(w)&futex.OwnerDied != 0 {
 			futex.Wake(w, futex.WakeAll)
