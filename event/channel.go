@@ -80,7 +80,21 @@ type Channel struct {
 	closed atomic.Bool
 
 	recoveries atomic.Uint64 // publishes that found a dead publisher's lock
+	users      atomic.Int64  // Request, NextRequest, Respond and waits in progress
 }
+
+// enter counts a waiting operation in, so that Close can wake it and wait
+// for it to leave before unmapping; leave counts it out.
+func (c *Channel) enter() error {
+	c.users.Add(1)
+	if c.closed.Load() {
+		c.users.Add(-1)
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *Channel) leave() { c.users.Add(-1) }
 
 // Open opens the channel name, or creates and publishes it (atomically,
 // as a segment) if it does not exist and OpenOnly is not given. An
@@ -180,6 +194,15 @@ func (c *Channel) Close() error {
 	c.subs.close()
 	c.servers.close()
 	c.space.close()
+	for i := 0; c.users.Load() > 0; i++ {
+		for j := 0; j < c.lay.requests; j++ { // requesters asleep on their claim words
+			_, cl := c.words(j)
+			futex.Wake(cl, futex.WakeAll)
+		}
+		futex.Wake(c.bell, futex.WakeAll)
+		futex.Wake(c.qbell, futex.WakeAll)
+		backoff(i)
+	}
 	c.hmu.Lock()
 	if c.h != nil {
 		c.h.shutdown()
@@ -211,18 +234,43 @@ func (c *Channel) Publish(msg []byte) error {
 	}
 	n := atomic.LoadUint64(c.head)
 	s := c.slot(n)
+	if publishHook != nil {
+		publishHook(1)
+	}
 	atomic.SwapUint64(&s.ver, 2*n+1)
+	if publishHook != nil {
+		publishHook(2)
+	}
 	copy(c.slotData(n, len(msg)), msg)
+	if publishHook != nil {
+		publishHook(3)
+	}
 	atomic.StoreUint32(&s.len, uint32(len(msg)))
+	if publishHook != nil {
+		publishHook(4)
+	}
 	atomic.StoreUint64(&s.ver, 2*n+2)
+	if publishHook != nil {
+		publishHook(5)
+	}
 	atomic.StoreUint64(c.head, n+1)
+	if publishHook != nil {
+		publishHook(6)
+	}
 	old := atomic.SwapUint32(c.bell, uint32(n+1)<<1)
+	if publishHook != nil {
+		publishHook(7)
+	}
 	c.mu.Unlock()
 	if old&1 != 0 {
 		futex.Wake(c.bell, futex.WakeAll)
 	}
 	return nil
 }
+
+// publishHook, nil except in tests, stops a publisher at each step of
+// Publish (to be killed there).
+var publishHook func(stage int)
 
 // recoverPublish runs with the lock after a publisher died holding it: a
 // message written whole but not committed is committed; anything else in
@@ -303,9 +351,14 @@ func (s *Subscription) NextInto(ctx context.Context, buf []byte) ([]byte, error)
 		if h := atomic.LoadUint64(c.head); h != s.next {
 			return s.read(h, buf)
 		}
-		if err := c.subs.wait(ctx, r, func(ws []futex.WaitVEntry) int {
+		if err := c.enter(); err != nil {
+			return nil, err
+		}
+		err := c.subs.wait(ctx, r, func(ws []futex.WaitVEntry) int {
 			return armBell(c.bell, b, ws)
-		}); err != nil {
+		})
+		c.leave()
+		if err != nil {
 			return nil, err
 		}
 	}

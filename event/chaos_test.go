@@ -234,17 +234,26 @@ func TestRequestsUnderKills(t *testing.T) {
 			}
 		}()
 	}
+	var taken []*Request
 	for i := 0; i < slots; i++ {
 		req, err := c.NextRequest(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := c.Stats(); i == slots-1 && st.SlotsInUse() != slots {
-			t.Errorf("after taking %d requests, %d slots in use", slots, st.SlotsInUse())
-		}
-		defer req.Respond([]byte("re:again"))
+		taken = append(taken, req)
 	}
-	go func() { wg.Wait() }()
+	if n := c.Stats().SlotsInUse(); n != slots {
+		t.Errorf("after taking %d requests, %d slots in use", slots, n)
+	}
+	for _, req := range taken {
+		if err := req.Respond([]byte("re:again")); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Wait()
+	if n := c.Stats().SlotsInUse(); n != 0 {
+		t.Errorf("%d slots in use at the end", n)
+	}
 }
 
 // 10,000 goroutines waiting in Next in one process hold a handful of

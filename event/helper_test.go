@@ -156,6 +156,8 @@ func runHelper(kind string) int {
 		}
 		say("result %d %d %d %d %d %d", recv, missed, badn, start, s.Seq()-1, len(first))
 		return 0
+	case "pub-die":
+		return pubDie(c, say)
 	case "publish-one":
 		if err := c.Publish([]byte("wake")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -226,4 +228,22 @@ func fields(t testing.TB, line, prefix string, n int) []uint64 {
 		out[i] = v
 	}
 	return out
+}
+
+// pubDie publishes EVENT_GOOD messages, then stops inside the next Publish
+// at stage EVENT_STAGE and waits there to be killed.
+func pubDie(c *Channel, say func(string, ...any)) int {
+	good, _ := strconv.Atoi(os.Getenv("EVENT_GOOD"))
+	stage, _ := strconv.Atoi(os.Getenv("EVENT_STAGE"))
+	for i := 0; i < good; i++ {
+		c.Publish([]byte(fmt.Sprint("good", i)))
+	}
+	publishHook = func(s int) {
+		if s == stage {
+			say("at %d", s)
+			select {}
+		}
+	}
+	c.Publish([]byte("partial-partial-partial"))
+	return 1
 }

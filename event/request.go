@@ -144,6 +144,10 @@ func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
 	h, err := c.holder()
 	if err != nil {
 		return nil, err
@@ -257,7 +261,7 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 	}
 	for {
 		if c.closed.Load() {
-			return nil, ErrClosed
+			return c.abandon(h, i, t, ErrClosed)
 		}
 		p := atomic.LoadUint32(&s.st)
 		if ticketOf(p) != t {
@@ -367,6 +371,10 @@ func (r *Request) Data() []byte { return r.data }
 // request is taken by exactly one NextRequest, in any process, oldest
 // first. Goroutines waiting here cost no thread each.
 func (c *Channel) NextRequest(ctx context.Context) (*Request, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
 	h, err := c.holder()
 	if err != nil {
 		return nil, err
@@ -463,9 +471,10 @@ func (r *Request) Respond(msg []byte) error {
 	if r.done.Swap(true) {
 		return ErrResponded
 	}
-	if c.closed.Load() {
-		return ErrClosed
+	if err := c.enter(); err != nil {
+		return err
 	}
+	defer c.leave()
 	s := c.rslot(r.i)
 	rq, cl := c.words(r.i)
 	claimed := mk(pClaimed, r.t)
