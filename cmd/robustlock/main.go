@@ -75,6 +75,10 @@ func init() {
 		{"inspect", "[flags] NAME", "show a segment's header and the state of each mutex", runInspect},
 		{"rm", "[flags] NAME...", "remove segments (like ipcrm)", runRm},
 		{"bench", "[flags]", "compare robustlock with the other locks a program could use", runBench},
+		{"pub", "[flags] NAME MSG", "publish a message on an event channel", runPub},
+		{"sub", "[flags] NAME", "print the messages published on an event channel", runSub},
+		{"req", "[flags] NAME MSG", "send a request on an event channel and print the response", runReq},
+		{"serve", "[flags] NAME [-- CMD...]", "answer an event channel's requests (echo, or run CMD)", runServe},
 	}
 }
 
