@@ -167,7 +167,9 @@ func runReq(args []string, stdout, stderr io.Writer) int {
 			"died holding it (ErrServerDied) or no response came within -timeout seconds.",
 		args, 2, stdout, stderr, func(fs interface {
 			IntVar(*int, string, int, string)
-		}) { fs.IntVar(&timeout, "timeout", 10, "seconds to wait for the response") })
+		}) {
+			fs.IntVar(&timeout, "timeout", 10, "seconds to wait for the response")
+		})
 	if !ok {
 		return st
 	}

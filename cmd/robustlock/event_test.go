@@ -56,7 +56,9 @@ func TestReqServe(t *testing.T) {
 	dir := t.TempDir()
 	var sout, serr syncBuf
 	done := make(chan int, 1)
-	go func() { done <- run([]string{"serve", "-dir", dir, "-n", "2", "rpc", "--", "tr", "a-z", "A-Z"}, &sout, &serr) }()
+	go func() {
+		done <- run([]string{"serve", "-dir", dir, "-n", "2", "rpc", "--", "tr", "a-z", "A-Z"}, &sout, &serr)
+	}()
 	for _, m := range []string{"hello", "again"} {
 		var out, errb syncBuf
 		if st := run([]string{"req", "-dir", dir, "rpc", m}, &out, &errb); st != 0 {
