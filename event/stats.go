@@ -12,32 +12,32 @@ import (
 // Stats is a snapshot of a channel's shared state, read without locking
 // anything: what `robustlock ls` and `inspect` show.
 type Stats struct {
-	Name       string
-	Capacity   int
-	MaxMessage int
-	Requests   int
-	Head       uint64 // messages committed so far
-	RingUsed   int    // messages kept in the ring: min(Head, Capacity)
+	Name       string `json:"name"`
+	Capacity   int    `json:"capacity"`
+	MaxMessage int    `json:"max_message"`
+	Requests   int    `json:"requests"`
+	Head       uint64 `json:"head"`      // messages committed so far
+	RingUsed   int    `json:"ring_used"` // messages kept in the ring: min(Head, Capacity)
 	// SubscribersAsleep: a subscriber sleeps in the kernel waiting for a
 	// message (the bell's sleeper bit; subscribers awake or reading are
 	// not counted, and a killed sleeper may leave it set until the next
 	// Publish).
-	SubscribersAsleep bool
-	ServersAsleep     bool // likewise, servers waiting in NextRequest
-	PublisherLock     string
-	Slots             []SlotStats
+	SubscribersAsleep bool        `json:"subscribers_asleep"`
+	ServersAsleep     bool        `json:"servers_asleep"` // likewise, servers waiting in NextRequest
+	PublisherLock     string      `json:"publisher_lock"` // the segment mutex's state
+	Slots             []SlotStats `json:"slots"`
 }
 
 // SlotStats describes one request slot.
 type SlotStats struct {
-	Phase          string // free, filling, queued, claimed, responded, abandoned
-	Requester      int    // TID of the requesting process's holder thread; 0 if none
-	RequesterAlive bool
-	RequesterDied  bool // the kernel marked the requester's word OWNER_DIED (or it gave up)
-	Server         int  // TID of the claiming process's holder thread; 0 if none
-	ServerAlive    bool
-	ServerDied     bool
-	Len            int // request bytes
+	Phase          string `json:"phase"`     // free, filling, queued, claimed, responded, abandoned
+	Requester      int    `json:"requester"` // TID of the requesting process's holder thread; 0 if none
+	RequesterAlive bool   `json:"requester_alive"`
+	RequesterDied  bool   `json:"requester_died"` // the word is OWNER_DIED: the requester died (or gave up)
+	Server         int    `json:"server"`         // TID of the claiming process's holder thread; 0 if none
+	ServerAlive    bool   `json:"server_alive"`
+	ServerDied     bool   `json:"server_died"`
+	Len            int    `json:"len"` // request bytes
 }
 
 // InUse reports whether the slot is taken (not free for a new request).
