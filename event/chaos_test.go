@@ -315,3 +315,74 @@ func threadCount(t testing.TB) int {
 	t.Fatal("no Threads: line")
 	return 0
 }
+
+// Thousands of goroutines in Request (most waiting for one of 4 slots)
+// and in NextRequest hold a handful of threads, and every request is
+// answered once.
+func TestManyGoroutineRequestersAndServers(t *testing.T) {
+	const n = 2000
+	dir := t.TempDir()
+	c := open(t, dir, "manyrr", Requests(4), MaxMessage(64))
+	srv := open(t, dir, "manyrr") // the servers' own Channel: another holder
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var answered, wrong atomic.Int64
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := strconv.Itoa(i)
+			got, err := c.Request(ctx, []byte(msg))
+			if err != nil || string(got) != "re:"+msg {
+				wrong.Add(1)
+				return
+			}
+			answered.Add(1)
+		}()
+	}
+	for c.Stats().SlotsInUse() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // let the rest park waiting for a slot
+	threads := threadCount(t)
+	limit := 64 + runtime.GOMAXPROCS(0)
+	t.Logf("%d requesters, 4 slots: %d threads", n, threads)
+	if threads >= limit {
+		t.Fatalf("%d waiting requesters hold %d threads, want < %d", n, threads, limit)
+	}
+	// Now 1000 servers, most of them waiting for work.
+	gate := make(chan struct{})
+	var served atomic.Int64
+	var swg sync.WaitGroup
+	for i := 0; i < 1000; i++ {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			<-gate
+			for {
+				r, err := srv.NextRequest(ctx)
+				if err != nil {
+					return
+				}
+				served.Add(1)
+				r.Respond(append([]byte("re:"), r.Data()...))
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	if answered.Load() != n || wrong.Load() != 0 {
+		t.Fatalf("%d answered, %d wrong, of %d", answered.Load(), wrong.Load(), n)
+	}
+	time.Sleep(100 * time.Millisecond)
+	threads = threadCount(t)
+	t.Logf("1000 servers waiting: %d threads", threads)
+	if threads >= limit {
+		t.Fatalf("1000 waiting servers hold %d threads, want < %d", threads, limit)
+	}
+	if served.Load() != n {
+		t.Fatalf("served %d, want %d", served.Load(), n)
+	}
+	srv.Close()
+	swg.Wait()
+}
