@@ -5,9 +5,10 @@ package event
 //
 // A hub lets any number of goroutines of one process wait for one kind of
 // event on one Channel while at most one thread sleeps in the kernel: the
-// first goroutine to wait becomes the leader and sleeps in futex_waitv on
-// the shared words its arm function chose (with a sleeper bit or the
-// WAITERS bit set so that the waker knows to call FUTEX_WAKE); the others
+// first goroutine to wait becomes the leader and sleeps in the kernel on
+// the shared words its arm function chose (FUTEX_WAIT_BITSET for one word,
+// futex_waitv for several), with a sleeper bit or the WAITERS bit set so
+// that the waker knows to call FUTEX_WAKE; the others
 // are followers, parked by the Go scheduler on a channel. When the leader
 // returns from the kernel, for any reason, it counts a round, closes the
 // followers' channel and leaves; every goroutine then re-checks its own
