@@ -561,7 +561,44 @@ func TestEventSpeedTable(t *testing.T) {
 		if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		var names []string
+		var meds []float64
+		for i, c := range roundTrips {
+			names = append(names, c.name)
+			meds = append(meds, med(ns[i])/1000)
+		}
+		svg := strings.TrimSuffix(out, filepath.Ext(out)) + ".svg"
+		if err := os.WriteFile(svg, barChart("Round trip between two processes, 64 bytes (µs, median; shorter is better)", names, meds), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+}
+
+// barChart draws horizontal bars as a small self-contained SVG.
+func barChart(title string, names []string, vals []float64) []byte {
+	const left, width, bar, gap = 330, 420, 22, 8
+	top := 40
+	h := top + len(names)*(bar+gap) + 20
+	hi := 0.0
+	for _, v := range vals {
+		hi = max(hi, v)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="13">`+"\n", left+width+80, h)
+	fmt.Fprintf(&b, `<text x="10" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", title)
+	for i, n := range names {
+		y := top + i*(bar+gap)
+		w := int(float64(width) * vals[i] / hi)
+		color := "#8da0cb"
+		if strings.HasPrefix(n, "event") {
+			color = "#fc8d62"
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+bar-6, n)
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n", left, y, max(w, 1), bar, color)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%.1f</text>`+"\n", left+w+6, y+bar-6, vals[i])
+	}
+	b.WriteString("</svg>\n")
+	return []byte(b.String())
 }
 
 // startCounter starts a fan-out subscriber and waits for its "ready"
