@@ -398,7 +398,10 @@ func (s *Subscription) read(h uint64, buf []byte) ([]byte, error) {
 			}
 			return nil, bad("message %d has length %d over the maximum %d", n, l, c.lay.maxMessage)
 		}
-		if cap(buf) < l {
+		switch {
+		case buf == nil: // Next: a copy of its own size
+			buf = make([]byte, 0, l)
+		case cap(buf) < l:
 			buf = make([]byte, 0, max(l, c.lay.maxMessage))
 		}
 		buf = buf[:l]
