@@ -154,3 +154,46 @@ func TestRequestGivesUpAndServerSeesGone(t *testing.T) {
 		t.Fatalf("slots in use: %+v", st.Slots)
 	}
 }
+
+// Close releases what this process holds as a death would: a requester
+// whose server's Channel closed gets ErrServerDied, a Request in flight
+// in the closing Channel returns ErrClosed, and no slot stays taken.
+func TestCloseReleasesClaimsAndRequests(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, "close", Requests(2), MaxMessage(64))
+	srv, err := Open("close", Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := c.Request(context.Background(), []byte("x")); errc <- err }()
+	if _, err := srv.NextRequest(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close with a claimed request: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, ErrServerDied) {
+		t.Fatalf("Request whose server closed = %v, want ErrServerDied", err)
+	}
+	c2, err := Open("close", Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, err := c2.Request(context.Background(), []byte("y")); errc <- err }()
+	for c.Stats().SlotsInUse() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := c2.Close(); err != nil {
+		t.Fatalf("Close with a Request in flight: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Request in flight at Close = %v, want ErrClosed", err)
+	}
+	if n := c.Stats().SlotsInUse(); n != 0 {
+		t.Fatalf("%d slots in use after Close", n)
+	}
+	if err := c2.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close = %v", err)
+	}
+}
