@@ -281,8 +281,11 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 			}
 		case pQueued:
 			if w&futex.TIDMask == 0 && w&futex.OwnerDied != 0 {
-				// a server died between taking cl and claiming: not ours
-				atomic.CompareAndSwapUint32(cl, w, w&futex.Waiters)
+				// A server died between taking cl and claiming: not ours.
+				// Servers that skipped the slot meanwhile must look again.
+				if atomic.CompareAndSwapUint32(cl, w, w&futex.Waiters) {
+					ring(c.qbell)
+				}
 				continue
 			}
 		default:
