@@ -197,3 +197,31 @@ func TestCloseReleasesClaimsAndRequests(t *testing.T) {
 		t.Fatalf("second Close = %v", err)
 	}
 }
+
+// Channels of one process on one file share its mapping: each closes on
+// its own, the last one unmaps, CreateOnly still refuses an existing one.
+func TestChannelsShareAMapping(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, dir, "share")
+	b := open(t, dir, "share")
+	if &a.data[0] != &b.data[0] {
+		t.Fatal("two Opens of one file in one process map it twice")
+	}
+	if _, err := Open("share", Dir(dir), CreateOnly()); err == nil {
+		t.Fatal("CreateOnly opened an existing channel")
+	}
+	s, _ := b.Subscribe()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Publish([]byte("still mapped"))
+	if m, err := s.Next(context.Background()); err != nil || string(m) != "still mapped" {
+		t.Fatalf("after the other Channel closed: %q, %v", m, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mappings.m[a.mp.id] != nil {
+		t.Fatal("the mapping outlived its last Channel")
+	}
+}

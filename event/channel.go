@@ -51,6 +51,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -79,6 +80,7 @@ type Channel struct {
 	h      *holder
 	closed atomic.Bool
 
+	mp         *mapping      // the process's shared mapping of seg; nil if seg is this Channel's own
 	recoveries atomic.Uint64 // publishes that found a dead publisher's lock
 	users      atomic.Int64  // Request, NextRequest, Respond and waits in progress
 }
@@ -110,6 +112,18 @@ func Open(name string, opts ...Option) (*Channel, error) {
 	if want.total > segment.MaxSize {
 		return nil, fmt.Errorf("%w: channel of %d bytes exceeds segment.MaxSize", ErrInvalidOption, want.total)
 	}
+	if mp := sharedUnless(c.createOnly, filepath.Join(c.dir, name)); mp != nil {
+		ch, err := attach(mp.seg)
+		if err == nil {
+			err = c.compare(name, ch.lay)
+		}
+		if err != nil {
+			release(mp)
+			return nil, err
+		}
+		ch.mp = mp
+		return ch, nil
+	}
 	open := func() (*segment.Segment, error) {
 		return segment.Open(name, append(c.seg[:len(c.seg):len(c.seg)], segment.OpenOnly())...)
 	}
@@ -131,18 +145,24 @@ func Open(name string, opts ...Option) (*Channel, error) {
 	}
 	ch, err := attach(seg)
 	if err == nil {
-		l := ch.lay
-		if (c.capSet && l.capacity != c.capacity) || (c.maxSet && l.maxMessage != c.maxMessage) ||
-			(c.reqSet && l.requests != c.requests) {
-			err = fmt.Errorf("%w: %s has capacity %d, max message %d, %d request slots", ErrMismatch,
-				name, l.capacity, l.maxMessage, l.requests)
-		}
+		err = c.compare(name, ch.lay)
 	}
 	if err != nil {
 		seg.Close()
 		return nil, err
 	}
+	ch.mp = register(seg)
 	return ch, nil
+}
+
+// compare checks the sizes asked for against an existing channel's.
+func (c *config) compare(name string, l layout) error {
+	if (c.capSet && l.capacity != c.capacity) || (c.maxSet && l.maxMessage != c.maxMessage) ||
+		(c.reqSet && l.requests != c.requests) {
+		return fmt.Errorf("%w: %s has capacity %d, max message %d, %d request slots", ErrMismatch,
+			name, l.capacity, l.maxMessage, l.requests)
+	}
+	return nil
 }
 
 // attach validates seg's data as a channel (reading only).
@@ -178,7 +198,8 @@ func (c *Channel) MaxMessage() int { return c.lay.maxMessage }
 // Requests returns the number of request slots.
 func (c *Channel) Requests() int { return c.lay.requests }
 
-// Segment returns the segment the channel lives in.
+// Segment returns the segment the channel lives in. Channels of one
+// process that open the same file share it: do not Close it.
 func (c *Channel) Segment() *segment.Segment { return c.seg }
 
 // Close closes the channel in this process: waits in progress return
@@ -209,6 +230,9 @@ func (c *Channel) Close() error {
 		c.h = nil
 	}
 	c.hmu.Unlock()
+	if c.mp != nil {
+		return release(c.mp)
+	}
 	return c.seg.Close()
 }
 

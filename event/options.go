@@ -26,7 +26,8 @@ type config struct {
 	capacity, maxMessage, requests int
 	capSet, maxSet, reqSet         bool
 	seg                            []segment.Option
-	openOnly                       bool
+	dir                            string
+	openOnly, createOnly           bool
 	bad                            string
 }
 
@@ -70,7 +71,7 @@ func Requests(n int) Option {
 // Dir sets the directory holding the channel's segment (segment.Dir;
 // default /dev/shm).
 func Dir(path string) Option {
-	return func(c *config) { c.seg = append(c.seg, segment.Dir(path)) }
+	return func(c *config) { c.seg, c.dir = append(c.seg, segment.Dir(path)), path }
 }
 
 // Mode sets a new channel's permission bits (segment.Mode; default 0600).
@@ -81,7 +82,7 @@ func Mode(perm fs.FileMode) Option {
 // CreateOnly makes Open fail unless it creates the channel
 // (segment.CreateOnly).
 func CreateOnly() Option {
-	return func(c *config) { c.seg = append(c.seg, segment.CreateOnly()) }
+	return func(c *config) { c.seg, c.createOnly = append(c.seg, segment.CreateOnly()), true }
 }
 
 // OpenOnly makes Open fail instead of creating the channel
@@ -97,7 +98,7 @@ func SegmentOptions(opts ...segment.Option) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{capacity: DefaultCapacity, maxMessage: DefaultMaxMessage, requests: DefaultRequests}
+	c := config{capacity: DefaultCapacity, maxMessage: DefaultMaxMessage, requests: DefaultRequests, dir: segment.DefaultDir}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
