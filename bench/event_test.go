@@ -407,7 +407,7 @@ var roundTrips = []roundTrip{
 // between two processes.
 func BenchmarkEventRoundTrip(b *testing.B) {
 	for _, c := range roundTrips {
-		b.Run(c.name, func(b *testing.B) {
+		b.Run(strings.ReplaceAll(c.name, "/", "+"), func(b *testing.B) {
 			rt := c.setup(b)
 			rt()
 			b.ResetTimer()
