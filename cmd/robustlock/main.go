@@ -148,6 +148,10 @@ func init() {
 		{"reset", "[flags] NAME", "re-initialise a segment's not-recoverable mutexes", runReset},
 		{"recover", "[flags] NAME", "mark mutexes held by vanished threads owner-died", runRecover},
 		{"bench", "[flags]", "compare robustlock with the other locks a program could use", runBench},
+		{"pub", "[flags] NAME MSG", "publish a message on an event channel", runPub},
+		{"sub", "[flags] NAME", "print the messages published on an event channel", runSub},
+		{"req", "[flags] NAME MSG", "send a request on an event channel and print the response", runReq},
+		{"serve", "[flags] NAME [-- CMD...]", "answer an event channel's requests (echo, or run CMD)", runServe},
 		{"version", "[--json]", "print the version of robustlock and of the Go that built it", runVersion},
 	}
 }

@@ -1,0 +1,509 @@
+package event
+
+// The request queue. Each of the Requests slots has a phase word st
+// (layout.go) and two robust words, rq and cl, the lock words of segment
+// mutexes 1+2i and 2+2i, used as bare robust futexes (not through
+// robustlock.Mutex, so that no goroutine is pinned to a thread): a word
+// holding a TID is on the robust list of that process's holder thread
+// (wait.go), and the kernel turns it into OWNER_DIED when the process
+// dies. The slot is free exactly when rq has no TID.
+//
+//	rq: the requester. Taken (0 or OWNER_DIED -> holder TID) to own the
+//	    slot; given back as 0 when done, or as OWNER_DIED when the
+//	    requester gives up on a claimed request ("gone", as if dead).
+//	cl: the server's claim. Taken by a server before it moves st from
+//	    Queued to Claimed; given back as 0 after it moves st to Responded.
+//	    The requester sleeps on cl with WAITERS set from the moment it
+//	    queues: the server's take keeps WAITERS, its give wakes, and the
+//	    kernel's death-time wake comes on this very word, so a server's
+//	    death reaches the requester at once (ErrServerDied).
+//
+// Phases of st (ticket<<4 | phase; the ticket changes each time the slot
+// is taken, so a stale CAS never succeeds):
+//
+//	Free      -> Filling    requester took rq; writes request, len, qseq
+//	Filling   -> Queued     requester; rings qbell
+//	Queued    -> Claimed    a server holding cl (CAS on st decides among servers)
+//	Queued    -> Free       requester gave up before a server took it
+//	Claimed   -> Responded  server wrote the response; then gives cl
+//	Claimed   -> Abandoned  requester gave up; gives rq as OWNER_DIED
+//	Responded -> Free       requester copied the response; gives cl (if no
+//	                        TID) and rq
+//	Claimed/Abandoned -> Free  the server found the requester gone
+//	                        (ErrRequesterGone); gives cl, clears rq
+//
+// Deaths: a slot whose rq has no TID and whose cl has none either is free
+// for the taking, whatever st says (a dead requester's slot, or a slot
+// both parties left); a requester taking it resets cl and st. A slot whose
+// rq has no TID while cl has one belongs to that live server until it
+// responds (ErrRequesterGone) or dies. A queued slot whose requester died
+// is reclaimed by the next NextRequest that sees it. A requester waiting
+// for a free slot sleeps (through a hub) on the rq words of every slot and
+// the cl words of slots held by a server alone, all with WAITERS set, so
+// that a release or a death wakes it. Hence no slot leaks.
+
+import (
+	"context"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/futexlab/robustlock/internal/futex"
+	"github.com/futexlab/robustlock/internal/robustlist"
+)
+
+// Phases of a request slot's st word.
+const (
+	pFree = iota
+	pFilling
+	pQueued
+	pClaimed
+	pResponded
+	pAbandoned
+)
+
+var phaseNames = [...]string{"free", "filling", "queued", "claimed", "responded", "abandoned"}
+
+func mk(phase int, ticket uint32) uint32 { return ticket<<4 | uint32(phase) }
+func phaseOf(st uint32) int              { return int(st & 0xf) }
+func ticketOf(st uint32) uint32          { return st >> 4 }
+
+type reqSlot struct {
+	st      uint32
+	reqLen  uint32
+	respLen uint32
+	_       uint32
+	qseq    uint64
+}
+
+func (c *Channel) rslot(i int) *reqSlot {
+	return (*reqSlot)(unsafe.Pointer(&c.data[c.lay.queueOff+i*c.lay.reqStride]))
+}
+
+func (c *Channel) rdata(i, l int) []byte {
+	off := c.lay.queueOff + i*c.lay.reqStride + reqHdr
+	return c.data[off : off+l : off+l]
+}
+
+// words returns slot i's rq and cl words.
+func (c *Channel) words(i int) (rq, cl *uint32) {
+	m1, _ := c.seg.MutexN(1 + 2*i)
+	m2, _ := c.seg.MutexN(2 + 2*i)
+	return (*uint32)(unsafe.Pointer(m1)), (*uint32)(unsafe.Pointer(m2))
+}
+
+// entryOf is a robust word's list entry: its mutex's __list.__next.
+func entryOf(w *uint32) *uintptr {
+	return (*uintptr)(unsafe.Add(unsafe.Pointer(w), -robustlist.FutexOffset))
+}
+
+func (c *Channel) holder() (*holder, error) {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if c.h == nil {
+		h, err := startHolder()
+		if err != nil {
+			return nil, err
+		}
+		c.h = h
+		c.space.passOn = true
+	}
+	return c.h, nil
+}
+
+// ring moves a bell on and wakes its sleepers if its sleeper bit was set.
+func ring(bell *uint32) {
+	for {
+		o := atomic.LoadUint32(bell)
+		if atomic.CompareAndSwapUint32(bell, o, (o+2)&^1) {
+			if o&1 != 0 {
+				futex.Wake(bell, futex.WakeAll)
+			}
+			return
+		}
+	}
+}
+
+// Request sends msg to one server (NextRequest, in any process) and waits
+// for its response. It waits for a free request slot first, under ctx. It
+// returns ErrTooLarge for a msg over MaxMessage, ErrServerDied if the
+// server that took the request died or closed its Channel before
+// responding (as soon as the kernel reports the death), and ctx's error
+// if ctx ends first, in which case the request is withdrawn (a server that
+// took it gets ErrRequesterGone from Respond).
+//
+// While it waits for the response the calling goroutine sleeps in the
+// kernel, holding an OS thread: at most Requests per Channel and process.
+// Goroutines waiting for a free slot cost no thread each.
+func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
+	if len(msg) > c.lay.maxMessage {
+		return nil, ErrTooLarge
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
+	h, err := c.holder()
+	if err != nil {
+		return nil, err
+	}
+	i, t, err := c.acquire(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	s := c.rslot(i)
+	copy(c.rdata(i, len(msg)), msg)
+	atomic.StoreUint32(&s.reqLen, uint32(len(msg)))
+	atomic.StoreUint64(&s.qseq, atomic.AddUint64(c.qtick, 1))
+	atomic.StoreUint32(&s.st, mk(pQueued, t))
+	ring(c.qbell)
+	return c.await(ctx, h, i, t)
+}
+
+// acquire takes a free slot, waiting for one under ctx.
+func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
+	for {
+		r := c.space.rounds.Load()
+		for i := 0; i < c.lay.requests; i++ {
+			if t, ok := c.tryTake(h, i); ok {
+				return i, t, nil
+			}
+		}
+		if err := c.space.wait(ctx, r, c.armSpace); err != nil {
+			return 0, 0, err
+		}
+	}
+}
+
+// tryTake takes slot i if it is free (see the top of the file) and
+// returns its new ticket, with st Filling.
+func (c *Channel) tryTake(h *holder, i int) (uint32, bool) {
+	rq, cl := c.words(i)
+	r := atomic.LoadUint32(rq)
+	if r&futex.TIDMask != 0 {
+		return 0, false
+	}
+	if r != 0 && atomic.LoadUint32(cl)&futex.TIDMask != 0 {
+		return 0, false // a live server holds a gone requester's request
+	}
+	if !h.take(rq, r) {
+		return 0, false
+	}
+	resetClaim(cl)
+	s := c.rslot(i)
+	t := (ticketOf(atomic.LoadUint32(&s.st)) + 1) & (1<<28 - 1)
+	atomic.StoreUint32(&s.st, mk(pFilling, t))
+	return t, true
+}
+
+// resetClaim clears a claim word nobody holds (OWNER_DIED left by a dead
+// server), waking whoever sleeps on it.
+func resetClaim(cl *uint32) {
+	for {
+		w := atomic.LoadUint32(cl)
+		if w&futex.TIDMask != 0 || w == 0 {
+			return
+		}
+		if atomic.CompareAndSwapUint32(cl, w, 0) {
+			if w&futex.Waiters != 0 {
+				futex.Wake(cl, futex.WakeAll)
+			}
+			return
+		}
+	}
+}
+
+// armSpace arms the words a requester waiting for a free slot sleeps on;
+// 0 if a slot looks free now.
+func (c *Channel) armSpace(ws []futex.WaitVEntry) int {
+	n := 0
+	arm := func(w *uint32) bool {
+		v := atomic.LoadUint32(w)
+		if v&futex.Waiters == 0 && !atomic.CompareAndSwapUint32(w, v, v|futex.Waiters) {
+			return false
+		}
+		ws[n] = futex.Entry(w, v|futex.Waiters)
+		n++
+		return true
+	}
+	for i := 0; i < c.lay.requests; i++ {
+		rq, cl := c.words(i)
+		r := atomic.LoadUint32(rq)
+		if r&futex.TIDMask == 0 {
+			if r == 0 || atomic.LoadUint32(cl)&futex.TIDMask == 0 {
+				return 0
+			}
+			if !arm(cl) {
+				return 0
+			}
+		}
+		if !arm(rq) {
+			return 0
+		}
+	}
+	return n
+}
+
+// await waits for the response to the request in slot i (ticket t).
+func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte, error) {
+	s := c.rslot(i)
+	_, cl := c.words(i)
+	var deadline int64
+	if d, ok := ctx.Deadline(); ok {
+		if deadline = futex.Deadline(d); deadline <= 0 {
+			deadline = 1
+		}
+	}
+	for {
+		if c.closed.Load() {
+			return c.abandon(h, i, t, ErrClosed)
+		}
+		p := atomic.LoadUint32(&s.st)
+		if ticketOf(p) != t {
+			return nil, bad("request slot %d was taken from its requester (ticket %d, want %d)", i, ticketOf(p), t)
+		}
+		w := atomic.LoadUint32(cl)
+		switch phaseOf(p) {
+		case pResponded:
+			return c.collect(h, i, t)
+		case pClaimed:
+			if w&futex.TIDMask == 0 {
+				if atomic.LoadUint32(&s.st) != p {
+					continue
+				}
+				c.finish(h, i, t)
+				return nil, ErrServerDied
+			}
+		case pQueued:
+			if w&futex.TIDMask == 0 && w&futex.OwnerDied != 0 {
+				// A server died between taking cl and claiming: not ours.
+				// Servers that skipped the slot meanwhile must look again.
+				if atomic.CompareAndSwapUint32(cl, w, w&futex.Waiters) {
+					ring(c.qbell)
+				}
+				continue
+			}
+		default:
+			c.finish(h, i, t)
+			return nil, bad("request slot %d in phase %d while awaited", i, phaseOf(p))
+		}
+		if w&futex.Waiters == 0 {
+			if !atomic.CompareAndSwapUint32(cl, w, w|futex.Waiters) {
+				continue
+			}
+			w |= futex.Waiters
+		}
+		if atomic.LoadUint32(&s.st) != p {
+			continue
+		}
+		if err := sleepOne(ctx, cl, w, deadline); err != nil {
+			return c.abandon(h, i, t, err)
+		}
+	}
+}
+
+// collect copies the response out of slot i and frees it.
+func (c *Channel) collect(h *holder, i int, t uint32) ([]byte, error) {
+	l := int(atomic.LoadUint32(&c.rslot(i).respLen))
+	if l > c.lay.maxMessage {
+		c.finish(h, i, t)
+		return nil, bad("response length %d over the maximum %d", l, c.lay.maxMessage)
+	}
+	out := make([]byte, l)
+	copy(out, c.rdata(i, l))
+	c.finish(h, i, t)
+	return out, nil
+}
+
+// finish frees slot i, which this requester owns.
+func (c *Channel) finish(h *holder, i int, t uint32) {
+	rq, cl := c.words(i)
+	atomic.StoreUint32(&c.rslot(i).st, mk(pFree, t))
+	resetClaim(cl)
+	h.give(rq, 0)
+}
+
+// abandon withdraws the request in slot i after ctx ended (err).
+func (c *Channel) abandon(h *holder, i int, t uint32, err error) ([]byte, error) {
+	s := c.rslot(i)
+	rq, _ := c.words(i)
+	for {
+		p := atomic.LoadUint32(&s.st)
+		switch {
+		case p == mk(pResponded, t):
+			return c.collect(h, i, t)
+		case p == mk(pQueued, t):
+			if atomic.CompareAndSwapUint32(&s.st, p, mk(pFree, t)) {
+				c.finish(h, i, t)
+				return nil, err
+			}
+		case p == mk(pClaimed, t):
+			if atomic.CompareAndSwapUint32(&s.st, p, mk(pAbandoned, t)) {
+				h.give(rq, futex.OwnerDied) // the server frees it
+				return nil, err
+			}
+		default:
+			c.finish(h, i, t)
+			return nil, err
+		}
+	}
+}
+
+// A Request is one request taken by NextRequest. Respond answers it; until
+// then its slot stays claimed by this process (if the process dies or
+// closes the Channel first, the requester gets ErrServerDied). Respond
+// may be called from any goroutine, once.
+type Request struct {
+	c    *Channel
+	h    *holder
+	i    int
+	t    uint32
+	data []byte
+	done atomic.Bool
+}
+
+// Data returns the request's bytes (a private copy).
+func (r *Request) Data() []byte { return r.data }
+
+// NextRequest waits for a queued request, under ctx, and takes it: each
+// request is taken by exactly one NextRequest, in any process, oldest
+// first. Goroutines waiting here cost no thread each.
+func (c *Channel) NextRequest(ctx context.Context) (*Request, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
+	h, err := c.holder()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if c.closed.Load() {
+			return nil, ErrClosed
+		}
+		r := c.servers.rounds.Load()
+		b := atomic.LoadUint32(c.qbell)
+		if req := c.claimOldest(h); req != nil {
+			return req, nil
+		}
+		if err := c.servers.wait(ctx, r, func(ws []futex.WaitVEntry) int {
+			return armBell(c.qbell, b, ws)
+		}); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// claimOldest claims the oldest claimable queued request, reclaiming the
+// slots of dead requesters it meets; nil if there is none.
+func (c *Channel) claimOldest(h *holder) *Request {
+	var tried uint64
+	for {
+		best, bestP, bestSeq := -1, uint32(0), uint64(0)
+		for i := 0; i < c.lay.requests; i++ {
+			p := atomic.LoadUint32(&c.rslot(i).st)
+			if phaseOf(p) != pQueued || tried&(1<<i) != 0 {
+				continue
+			}
+			if q := atomic.LoadUint64(&c.rslot(i).qseq); best < 0 || q < bestSeq {
+				best, bestP, bestSeq = i, p, q
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		tried |= 1 << best
+		if req := c.claim(h, best, bestP); req != nil {
+			return req
+		}
+	}
+}
+
+// claim tries to claim slot i, seen queued as p.
+func (c *Channel) claim(h *holder, i int, p uint32) *Request {
+	rq, cl := c.words(i)
+	s := c.rslot(i)
+	if atomic.LoadUint32(rq)&futex.TIDMask == 0 {
+		if t, ok := c.tryTake(h, i); ok { // its requester died: free it
+			c.finish(h, i, t)
+		}
+		return nil
+	}
+	for {
+		// The requester may set WAITERS on cl under us: retry while no
+		// one holds it. One who does is a server about to fail its CAS on
+		// st (a stale claim); it rings qbell when it gives cl back.
+		w := atomic.LoadUint32(cl)
+		if w&futex.TIDMask != 0 {
+			return nil
+		}
+		if h.take(cl, w) {
+			break
+		}
+	}
+	t := ticketOf(p)
+	if !atomic.CompareAndSwapUint32(&s.st, p, mk(pClaimed, t)) {
+		h.give(cl, 0)
+		ring(c.qbell) // servers that skipped this slot while we held cl
+		return nil
+	}
+	l := int(atomic.LoadUint32(&s.reqLen))
+	if l > c.lay.maxMessage {
+		h.give(cl, futex.OwnerDied) // the requester learns ErrServerDied
+		return nil
+	}
+	data := make([]byte, l)
+	copy(data, c.rdata(i, l))
+	return &Request{c: c, h: h, i: i, t: t, data: data}
+}
+
+// Respond sends msg to the requester and ends the request. It returns
+// ErrTooLarge (the request stays open) for a msg over MaxMessage,
+// ErrRequesterGone if the requester died or gave up (the slot is freed),
+// ErrResponded if called again.
+func (r *Request) Respond(msg []byte) error {
+	c := r.c
+	if len(msg) > c.lay.maxMessage {
+		return ErrTooLarge
+	}
+	if r.done.Swap(true) {
+		return ErrResponded
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	s := c.rslot(r.i)
+	rq, cl := c.words(r.i)
+	claimed := mk(pClaimed, r.t)
+	if atomic.LoadUint32(&s.st) != claimed || atomic.LoadUint32(rq)&futex.TIDMask == 0 {
+		r.release()
+		return ErrRequesterGone
+	}
+	copy(c.rdata(r.i, len(msg)), msg)
+	atomic.StoreUint32(&s.respLen, uint32(len(msg)))
+	if !atomic.CompareAndSwapUint32(&s.st, claimed, mk(pResponded, r.t)) {
+		r.release()
+		return ErrRequesterGone
+	}
+	r.h.give(cl, 0)
+	return nil
+}
+
+// release frees the slot of a request whose requester is gone.
+func (r *Request) release() {
+	c := r.c
+	rq, cl := c.words(r.i)
+	atomic.StoreUint32(&c.rslot(r.i).st, mk(pFree, r.t))
+	r.h.give(cl, 0)
+	if v := atomic.LoadUint32(rq); v&futex.TIDMask == 0 && v != 0 {
+		if atomic.CompareAndSwapUint32(rq, v, 0) && v&futex.Waiters != 0 {
+			futex.Wake(rq, futex.WakeAll)
+		}
+	}
+}
