@@ -1,0 +1,294 @@
+package etcdlock_test
+
+// Test support: real etcd servers started by the tests themselves
+// (go.etcd.io/etcd/server/v3/embed), on 127.0.0.1 with free ports and temp
+// dirs, either in this process (single node) or as helper processes that
+// a test can SIGKILL (the 3-node cluster); and helper processes, this test
+// binary executed again, that hold locks and get killed or stopped.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// helperEnv selects a helper role when this test binary is executed again.
+const helperEnv = "ETCDLOCK_TEST_HELPER"
+
+var helpers = map[string]func() int{
+	"member":  helperMember,
+	"worker":  helperWorker,
+	"stopper": helperStopper,
+}
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(helperEnv); role != "" {
+		f := helpers[role]
+		if f == nil {
+			fmt.Fprintf(os.Stderr, "unknown helper role %q\n", role)
+			os.Exit(2)
+		}
+		os.Exit(f())
+	}
+	os.Exit(m.Run())
+}
+
+// freePorts returns n TCP ports on 127.0.0.1 that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// memberConfig is the embed configuration of member i of a cluster whose
+// peer and client ports are given, with its data in dir. Heartbeat and
+// election timeouts are short so that short lease TTLs are allowed (the
+// server's minimum TTL is 1.5 election timeouts).
+func memberConfig(i int, peers, clients []int, dir, token string, tickMs, electionMs uint) *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = fmt.Sprintf("m%d", i)
+	cfg.Dir = dir
+	u := func(p int) url.URL { return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p)} }
+	cfg.ListenPeerUrls = []url.URL{u(peers[i])}
+	cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
+	cfg.ListenClientUrls = []url.URL{u(clients[i])}
+	cfg.AdvertiseClientUrls = cfg.ListenClientUrls
+	var ic []string
+	for j, p := range peers {
+		ic = append(ic, fmt.Sprintf("m%d=http://127.0.0.1:%d", j, p))
+	}
+	cfg.InitialCluster = strings.Join(ic, ",")
+	cfg.InitialClusterToken = token
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	cfg.TickMs, cfg.ElectionMs = tickMs, electionMs
+	cfg.UnsafeNoFsync = true // test data: durability across power loss is not under test
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	return cfg
+}
+
+// startNode starts a single-node etcd in this process and returns its
+// client endpoint. TTLs down to 1 s are allowed.
+func startNode(t testing.TB) string {
+	t.Helper()
+	for try := 0; ; try++ {
+		ports := freePorts(t, 2)
+		cfg := memberConfig(0, ports[:1], ports[1:], filepath.Join(t.TempDir(), "etcd"),
+			fmt.Sprintf("t%d", time.Now().UnixNano()), 50, 500)
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			if try < 3 && strings.Contains(err.Error(), "address already in use") {
+				continue
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+		select {
+		case <-e.Server.ReadyNotify():
+		case <-time.After(60 * time.Second):
+			t.Fatal("etcd did not become ready")
+		}
+		return fmt.Sprintf("127.0.0.1:%d", ports[1])
+	}
+}
+
+// client returns a client of endpoints, closed at the end of the test.
+func client(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second,
+		Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// proc is a helper process: the test binary run again in a role.
+type proc struct {
+	cmd   *exec.Cmd
+	lines chan string // its stdout, a line at a time; closed at EOF
+	done  chan struct{}
+	err   error // Wait's result, once done is closed
+	stdin io.WriteCloser
+	mu    sync.Mutex
+	out   []string
+}
+
+// spawn starts this test binary in role with env (KEY=VALUE). Its stdin
+// is a pipe the helper watches: when the test ends, the pipe closes and
+// the helper exits, so none outlives the test; cleanup also kills it.
+func spawn(t testing.TB, role string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+role), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{}), stdin: stdin}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out = append(p.out, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.lines <- sc.Text():
+			default: // nobody reads this helper's lines now; out keeps them
+			}
+		}
+		close(p.lines)
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// expect returns the next line of p that starts with prefix, skipping
+// others, or fails the test after timeout (a liveness bound).
+func (p *proc) expect(t testing.TB, prefix string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				<-p.done
+				t.Fatalf("helper %d exited (%v) before printing %q", p.cmd.Process.Pid, p.err, prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("helper %d printed no %q within %v", p.cmd.Process.Pid, prefix, timeout)
+		}
+	}
+}
+
+// watchStdin exits the helper when its parent closes the pipe (or dies).
+func watchStdin() {
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+}
+
+// helperMember runs one member of a cluster described by the environment
+// until killed: ETCDLOCK_MEMBER (index), ETCDLOCK_PEERS, ETCDLOCK_CLIENTS
+// (comma-separated ports), ETCDLOCK_DIR, ETCDLOCK_TOKEN.
+func helperMember() int {
+	watchStdin()
+	var i int
+	fmt.Sscan(os.Getenv("ETCDLOCK_MEMBER"), &i)
+	ports := func(s string) (ps []int) {
+		for _, f := range strings.Split(s, ",") {
+			var p int
+			fmt.Sscan(f, &p)
+			ps = append(ps, p)
+		}
+		return ps
+	}
+	cfg := memberConfig(i, ports(os.Getenv("ETCDLOCK_PEERS")), ports(os.Getenv("ETCDLOCK_CLIENTS")),
+		os.Getenv("ETCDLOCK_DIR"), os.Getenv("ETCDLOCK_TOKEN"), 100, 1000)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		fmt.Println("ERR", err)
+		return 1
+	}
+	<-e.Server.ReadyNotify()
+	fmt.Println("READY")
+	err = <-e.Err()
+	fmt.Println("ERR", err)
+	return 1
+}
+
+// cluster is a 3-member etcd cluster, each member a helper process.
+type cluster struct {
+	members   []*proc
+	endpoints []string
+}
+
+// startCluster starts a cluster of n member processes and waits until it
+// serves. TTLs down to 2 s are allowed.
+func startCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	ports := freePorts(t, 2*n)
+	join := func(ps []int) string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, fmt.Sprint(p))
+		}
+		return strings.Join(s, ",")
+	}
+	c := &cluster{}
+	dir, token := t.TempDir(), fmt.Sprintf("t%d", time.Now().UnixNano())
+	for i := range n {
+		c.members = append(c.members, spawn(t, "member", fmt.Sprintf("ETCDLOCK_MEMBER=%d", i),
+			"ETCDLOCK_PEERS="+join(ports[:n]), "ETCDLOCK_CLIENTS="+join(ports[n:]),
+			"ETCDLOCK_DIR="+filepath.Join(dir, fmt.Sprint(i)), "ETCDLOCK_TOKEN="+token))
+		c.endpoints = append(c.endpoints, fmt.Sprintf("127.0.0.1:%d", ports[n+i]))
+	}
+	for _, m := range c.members {
+		m.expect(t, "READY", 120*time.Second)
+	}
+	return c
+}
+
+// leader returns the index of the member that leads, asking each live one.
+func (c *cluster) leader(t *testing.T, cli *clientv3.Client) int {
+	t.Helper()
+	for range 100 {
+		for i, ep := range c.endpoints {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := cli.Status(ctx, ep)
+			cancel()
+			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return i
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no leader found")
+	return -1
+}
