@@ -11,8 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +22,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+
+	"github.com/futexlab/robustlock/etcd/internal/etcdtest"
 )
 
 // helperEnv selects a helper role when this test binary is executed again.
@@ -48,87 +47,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freePorts returns n TCP ports on 127.0.0.1 that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-// memberConfig is the embed configuration of member i of a cluster whose
-// peer and client ports are given, with its data in dir. Heartbeat and
-// election timeouts are short so that short lease TTLs are allowed (the
-// server's minimum TTL is 1.5 election timeouts).
-func memberConfig(i int, peers, clients []int, dir, token string, tickMs, electionMs uint) *embed.Config {
-	cfg := embed.NewConfig()
-	cfg.Name = fmt.Sprintf("m%d", i)
-	cfg.Dir = dir
-	u := func(p int) url.URL { return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p)} }
-	cfg.ListenPeerUrls = []url.URL{u(peers[i])}
-	cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
-	cfg.ListenClientUrls = []url.URL{u(clients[i])}
-	cfg.AdvertiseClientUrls = cfg.ListenClientUrls
-	var ic []string
-	for j, p := range peers {
-		ic = append(ic, fmt.Sprintf("m%d=http://127.0.0.1:%d", j, p))
-	}
-	cfg.InitialCluster = strings.Join(ic, ",")
-	cfg.InitialClusterToken = token
-	cfg.ClusterState = embed.ClusterStateFlagNew
-	cfg.TickMs, cfg.ElectionMs = tickMs, electionMs
-	cfg.UnsafeNoFsync = true // test data: durability across power loss is not under test
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	return cfg
-}
-
-// startNode starts a single-node etcd in this process and returns its
-// client endpoint. TTLs down to 1 s are allowed.
-func startNode(t testing.TB) string {
-	t.Helper()
-	for try := 0; ; try++ {
-		ports := freePorts(t, 2)
-		cfg := memberConfig(0, ports[:1], ports[1:], filepath.Join(t.TempDir(), "etcd"),
-			fmt.Sprintf("t%d", time.Now().UnixNano()), 50, 500)
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			if try < 3 && strings.Contains(err.Error(), "address already in use") {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Close)
-		select {
-		case <-e.Server.ReadyNotify():
-		case <-time.After(60 * time.Second):
-			t.Fatal("etcd did not become ready")
-		}
-		return fmt.Sprintf("127.0.0.1:%d", ports[1])
-	}
-}
-
-// client returns a client of endpoints, closed at the end of the test.
-func client(t testing.TB, endpoints ...string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second,
-		Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+var (
+	freePorts = etcdtest.FreePorts
+	startNode = etcdtest.StartNode
+	client    = etcdtest.Client
+)
 
 // proc is a helper process: the test binary run again in a role.
 type proc struct {
@@ -229,7 +152,7 @@ func helperMember() int {
 		}
 		return ps
 	}
-	cfg := memberConfig(i, ports(os.Getenv("ETCDLOCK_PEERS")), ports(os.Getenv("ETCDLOCK_CLIENTS")),
+	cfg := etcdtest.Config(i, ports(os.Getenv("ETCDLOCK_PEERS")), ports(os.Getenv("ETCDLOCK_CLIENTS")),
 		os.Getenv("ETCDLOCK_DIR"), os.Getenv("ETCDLOCK_TOKEN"), 100, 1000)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -251,7 +174,7 @@ type cluster struct {
 
 // startCluster starts a cluster of n member processes and waits until it
 // serves. TTLs down to 2 s are allowed.
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	join := func(ps []int) string {
@@ -276,7 +199,7 @@ func startCluster(t *testing.T, n int) *cluster {
 }
 
 // leader returns the index of the member that leads, asking each live one.
-func (c *cluster) leader(t *testing.T, cli *clientv3.Client) int {
+func (c *cluster) leader(t testing.TB, cli *clientv3.Client) int {
 	t.Helper()
 	for range 100 {
 		for i, ep := range c.endpoints {

@@ -75,6 +75,7 @@ func init() {
 		{"inspect", "[flags] NAME", "show a segment's header and the state of each mutex", runInspect},
 		{"rm", "[flags] NAME...", "remove segments (like ipcrm)", runRm},
 		{"bench", "[flags]", "compare robustlock with the other locks a program could use", runBench},
+		{"etcd", "lock|inspect|reset ...", "the same lock across hosts, on etcd (runs robustlock-etcd)", runEtcd},
 	}
 }
 
