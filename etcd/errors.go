@@ -46,6 +46,7 @@ type LostError struct {
 	Lease int64  // the lease that ended
 }
 
+// Error describes the lost acquisition.
 func (e *LostError) Error() string {
 	return fmt.Sprintf("etcdlock: lock %q lost: lease %x of the acquisition with fence %d ended (another holder may have it)",
 		e.Name, e.Lease, e.Fence)

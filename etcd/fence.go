@@ -19,7 +19,7 @@ func (m *Mutex) Guard() clientv3.Cmp {
 	if fence == 0 {
 		fence = -1 // no key has CreateRevision -1: never holds
 	}
-	return clientv3.Compare(clientv3.CreateRevision(m.keys.owner), "=", fence)
+	return clientv3.Compare(clientv3.CreateRevision(m.Key()), "=", fence)
 }
 
 // Do applies ops in one transaction guarded by m's fence (see Guard). If
@@ -27,6 +27,9 @@ func (m *Mutex) Guard() clientv3.Cmp {
 // failed (m lost the lock) a *LostError; in both cases nothing was
 // written. ops must not touch the lock's own keys.
 func (m *Mutex) Do(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	if m.nilMutex() {
+		return nil, robustlock.ErrNilMutex
+	}
 	m.mu.Lock()
 	held, fence, lease := m.held, m.fence, m.lease
 	m.mu.Unlock()

@@ -122,7 +122,8 @@ func newConfig(cli *clientv3.Client, opts []Option) (config, error) {
 
 // Mutex is a named lock on an etcd cluster, owned by this value: two
 // Mutexes for the same name exclude each other, in one process or in many,
-// on one host or on many. The zero Mutex is not usable; call New.
+// on one host or on many. Make one with New; on a nil or zero Mutex every
+// call returns robustlock.ErrNilMutex.
 type Mutex struct {
 	cli  *clientv3.Client
 	keys keys
@@ -169,13 +170,23 @@ func New(cli *clientv3.Client, name string, opts ...Option) (*Mutex, error) {
 	return &Mutex{cli: cli, keys: k, cfg: cfg, ctx: ctx, cancel: cancel}, nil
 }
 
-// Name returns the lock's name.
-func (m *Mutex) Name() string { return m.keys.name }
+// Name returns the lock's name ("" for a nil Mutex).
+func (m *Mutex) Name() string {
+	if m == nil {
+		return ""
+	}
+	return m.keys.name
+}
 
 // Key returns the lock's owner key, whose CreateRevision is the fence of
 // the current holder. Applications must not write it or the state key
 // beside it.
-func (m *Mutex) Key() string { return m.keys.owner }
+func (m *Mutex) Key() string {
+	if m == nil {
+		return ""
+	}
+	return m.keys.owner
+}
 
 // Lock acquires the lock, waiting while another Mutex holds it, until ctx
 // ends.
@@ -198,6 +209,9 @@ func (m *Mutex) Lock(ctx context.Context) error { return m.acquire(ctx, true) }
 func (m *Mutex) TryLock(ctx context.Context) error { return m.acquire(ctx, false) }
 
 func (m *Mutex) acquire(ctx context.Context, wait bool) error {
+	if m.nilMutex() {
+		return robustlock.ErrNilMutex
+	}
 	if !m.op.TryLock() {
 		return robustlock.ErrDeadlock
 	}
@@ -357,6 +371,9 @@ func (m *Mutex) waitRelease(ctx context.Context, rev int64) error {
 // errors (cluster unreachable, ctx ended) m still holds the lock; call
 // Unlock again.
 func (m *Mutex) Unlock(ctx context.Context) error {
+	if m.nilMutex() {
+		return robustlock.ErrNilMutex
+	}
 	if !m.op.TryLock() {
 		return robustlock.ErrNotOwner // a Lock on m is in progress: m does not hold it
 	}
@@ -409,6 +426,9 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 // lock (robustlock.ErrNotOwner otherwise, or a *LostError if it lost it)
 // and the lock must be inconsistent (robustlock.ErrConsistent otherwise).
 func (m *Mutex) MarkConsistent(ctx context.Context) error {
+	if m.nilMutex() {
+		return robustlock.ErrNilMutex
+	}
 	if !m.op.TryLock() {
 		return robustlock.ErrNotOwner
 	}
@@ -451,6 +471,9 @@ func (m *Mutex) MarkConsistent(ctx context.Context) error {
 // the shared-memory Mutex. It also discards an unrecovered owner death. A
 // lock held by a live lease is left alone: robustlock.ErrBusy.
 func (m *Mutex) Reset(ctx context.Context) error {
+	if m.nilMutex() {
+		return robustlock.ErrNilMutex
+	}
 	if !m.op.TryLock() {
 		return robustlock.ErrDeadlock
 	}
@@ -501,6 +524,9 @@ func (m *Mutex) Reset(ctx context.Context) error {
 // that remembers the highest token it has seen and refuses lower ones
 // cannot be written by a holder that lost the lock to a later one.
 func (m *Mutex) Fence() int64 {
+	if m.nilMutex() {
+		return 0
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.held {
@@ -515,6 +541,9 @@ func (m *Mutex) Fence() int64 {
 // stop acting as its owner. When m does not hold the lock the channel is
 // already closed.
 func (m *Mutex) Lost() <-chan struct{} {
+	if m.nilMutex() {
+		return closedChan
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.held {
@@ -527,6 +556,9 @@ func (m *Mutex) Lost() <-chan struct{} {
 // the holder whose lease ended while it held the lock; the zero Holder
 // otherwise.
 func (m *Mutex) DeadOwner() Holder {
+	if m.nilMutex() {
+		return Holder{}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.held || !m.inconsistent {
@@ -540,6 +572,9 @@ func (m *Mutex) DeadOwner() Holder {
 // ErrOwnerDied, exactly as if this process had died (call Unlock first for
 // a clean release). Every later call returns ErrClosed.
 func (m *Mutex) Close() error {
+	if m.nilMutex() {
+		return robustlock.ErrNilMutex
+	}
 	m.cancel()
 	m.op.Lock()
 	defer m.op.Unlock()
@@ -561,6 +596,10 @@ func (m *Mutex) Close() error {
 	}
 	return err
 }
+
+// nilMutex reports a nil or zero Mutex (not made by New), on which every
+// call returns robustlock.ErrNilMutex or a zero value instead of panicking.
+func (m *Mutex) nilMutex() bool { return m == nil || m.cli == nil }
 
 func (m *Mutex) isClosed() bool {
 	m.mu.Lock()

@@ -303,6 +303,22 @@ func TestBadInput(t *testing.T) {
 	_, err = etcdlock.New(cli, "l", etcdlock.Prefix(""))
 	is(t, "empty prefix", err, etcdlock.ErrBadOption)
 
+	for _, m := range []*etcdlock.Mutex{nil, new(etcdlock.Mutex)} {
+		is(t, "nil Lock", m.Lock(ctx), robustlock.ErrNilMutex)
+		is(t, "nil TryLock", m.TryLock(ctx), robustlock.ErrNilMutex)
+		is(t, "nil Unlock", m.Unlock(ctx), robustlock.ErrNilMutex)
+		is(t, "nil MarkConsistent", m.MarkConsistent(ctx), robustlock.ErrNilMutex)
+		is(t, "nil Reset", m.Reset(ctx), robustlock.ErrNilMutex)
+		is(t, "nil Close", m.Close(), robustlock.ErrNilMutex)
+		_, err := m.Do(ctx)
+		is(t, "nil Do", err, robustlock.ErrNilMutex)
+		if m.Fence() != 0 || m.DeadOwner() != (etcdlock.Holder{}) {
+			t.Fatal("nil Mutex: non-zero Fence or DeadOwner")
+		}
+		<-m.Lost()
+		m.Guard()
+	}
+
 	_, err = cli.Put(ctx, "/robustlock/l/state", "garbage")
 	ok(t, "Put", err)
 	a := newMutex(t, cli, "l", "a")
