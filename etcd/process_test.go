@@ -60,22 +60,45 @@ func helperWorker() int {
 			if err = repairBank(ctx, cli, m); err == nil {
 				err = m.MarkConsistent(ctx)
 			}
+		} else if err != nil {
+			fmt.Println("ERR lock", err)
+			return 1
 		}
 		if err == nil {
 			err = transfer(ctx, cli, m)
 		}
-		if err != nil && !errors.Is(err, etcdlock.ErrLost) {
+		switch {
+		case errors.Is(err, errBad):
 			fmt.Println("ERR", err)
-			return 1
+			return 3
+		case err != nil && !errors.Is(err, etcdlock.ErrLost):
+			// etcd slow or unavailable mid-transfer: give the lock up as
+			// a death would (Close revokes the lease without a release),
+			// so that the next holder repairs, and start over.
+			fmt.Println("RETRY", err)
+			m.Close()
+			if m, err = etcdlock.New(cli, bankLock, etcdlock.TTL(1), etcdlock.Identity(os.Getenv("ETCDLOCK_ID"))); err != nil {
+				fmt.Println("ERR", err)
+				return 1
+			}
+			continue
 		}
-		if err := m.Unlock(ctx); err != nil && !errors.Is(err, robustlock.ErrNotOwner) {
-			fmt.Println("ERR unlock", err)
-			return 1
-		} else if err != nil {
-			fmt.Println("LOST") // starved past the TTL: the next holder repairs
+		for {
+			err := m.Unlock(ctx)
+			if errors.Is(err, etcdlock.ErrLost) {
+				fmt.Println("LOST") // starved past the TTL: the next holder repairs
+			}
+			if err == nil || errors.Is(err, robustlock.ErrNotOwner) {
+				break
+			}
+			fmt.Println("RETRY unlock", err)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
+
+// errBad is the bank's invariant broken: the test fails.
+var errBad = errors.New("BAD")
 
 // readBank reads the accounts and the ops count.
 func readBank(ctx context.Context, cli *clientv3.Client) (vals [bankAccounts]int, ops int, err error) {
@@ -103,7 +126,7 @@ func transfer(ctx context.Context, cli *clientv3.Client, m *etcdlock.Mutex) erro
 		sum += v
 	}
 	if sum != bankAccounts*bankStart {
-		return fmt.Errorf("BAD: accounts add up to %d, want %d: %v", sum, bankAccounts*bankStart, vals)
+		return fmt.Errorf("%w: accounts add up to %d, want %d: %v", errBad, sum, bankAccounts*bankStart, vals)
 	}
 	from, to := rand.IntN(bankAccounts), rand.IntN(bankAccounts-1)
 	if to >= from {
