@@ -3,7 +3,9 @@ package etcdlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -156,7 +158,7 @@ func TestOwnerDiedRepair(t *testing.T) {
 	ok(t, "a.Close", a.Close())
 	is(t, "b.Lock", b.Lock(ctx), robustlock.ErrOwnerDied)
 	ok(t, "b.Close", b.Close()) // died while repairing
-	is(t, "c.Lock", c.Lock(ctx), robustlock.ErrOwnerDied)
+	is(t, "c.TryLock", c.TryLock(ctx), robustlock.ErrOwnerDied) // TryLock recovers too, as pthread_mutex_trylock
 	if d := c.DeadOwner(); d.ID != "b" {
 		t.Fatalf("DeadOwner %+v, want b", d)
 	}
@@ -333,4 +335,47 @@ func TestBadInput(t *testing.T) {
 	ok(t, "Reset", a.Reset(ctx))
 	ok(t, "Lock after Reset", a.Lock(ctx))
 	ok(t, "Unlock", a.Unlock(ctx))
+}
+
+// Mutexes on one lock, in goroutines, exclude each other: at most one is
+// between Lock and Unlock at any time, and every Lock eventually succeeds.
+func TestExclusion(t *testing.T) {
+	cli := client(t, startNode(t))
+	ctx := ctxT(t)
+	const n, rounds = 4, 15
+	var inside, total atomic.Int32
+	errs := make(chan error, n)
+	for i := range n {
+		m, err := etcdlock.New(cli, "l", etcdlock.TTL(30))
+		ok(t, "New", err)
+		t.Cleanup(func() { m.Close() })
+		go func() {
+			for range rounds {
+				if err := m.Lock(ctx); err != nil {
+					errs <- fmt.Errorf("%d: Lock: %w", i, err)
+					return
+				}
+				if inside.Add(1) != 1 {
+					errs <- fmt.Errorf("%d: two holders at once", i)
+					return
+				}
+				total.Add(1)
+				time.Sleep(time.Millisecond)
+				inside.Add(-1)
+				if err := m.Unlock(ctx); err != nil {
+					errs <- fmt.Errorf("%d: Unlock: %w", i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if total.Load() != n*rounds {
+		t.Fatalf("%d acquisitions, want %d", total.Load(), n*rounds)
+	}
 }
