@@ -157,8 +157,9 @@ func TestOwnerDiedRepair(t *testing.T) {
 	ok(t, "a.Lock", a.Lock(ctx))
 	ok(t, "a.Close", a.Close())
 	is(t, "b.Lock", b.Lock(ctx), robustlock.ErrOwnerDied)
-	ok(t, "b.Close", b.Close())                                 // died while repairing
-	is(t, "c.TryLock", c.TryLock(ctx), robustlock.ErrOwnerDied) // TryLock recovers too, as pthread_mutex_trylock
+	// b dies while repairing; TryLock recovers too, as pthread_mutex_trylock.
+	ok(t, "b.Close", b.Close())
+	is(t, "c.TryLock", c.TryLock(ctx), robustlock.ErrOwnerDied)
 	if d := c.DeadOwner(); d.ID != "b" {
 		t.Fatalf("DeadOwner %+v, want b", d)
 	}
