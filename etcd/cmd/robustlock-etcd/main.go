@@ -19,7 +19,8 @@
 // the repair. If it exits 0 the lock is marked consistent and released;
 // if it fails, the lock is dropped without a release, so the next holder
 // is told of the death again. If the lock's lease is lost while CMD runs
-// (the cluster unreachable past the TTL), CMD gets SIGTERM and lock exits 1.
+// (the cluster unreachable past the TTL), CMD gets SIGTERM (SIGKILL 10 s
+// later) and lock exits 1.
 //
 // inspect shows a lock without taking it: state (free, held, owner died,
 // inconsistent, not recoverable), holder, lease and its TTL left as the
@@ -233,6 +234,8 @@ func runLock(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	go func() { exited <- cmd.Wait() }()
 	lost := false
 	var werr error
+	var grace <-chan time.Time // after SIGTERM on a lost lock, SIGKILL
+	lostc := m.Lost()
 wait:
 	for {
 		select {
@@ -240,12 +243,13 @@ wait:
 			break wait
 		case s := <-sigs:
 			cmd.Process.Signal(s) // the command decides; the lock is held until it exits
-		case <-m.Lost():
-			if !lost {
-				lost = true
-				fmt.Fprintf(stderr, "robustlock etcd: lock %q lost (its lease ended); stopping the command\n", name)
-				cmd.Process.Signal(syscall.SIGTERM)
-			}
+		case <-lostc:
+			lost, lostc = true, nil
+			fmt.Fprintf(stderr, "robustlock etcd: lock %q lost (its lease ended); stopping the command\n", name)
+			cmd.Process.Signal(syscall.SIGTERM)
+			grace = time.After(10 * time.Second)
+		case <-grace:
+			cmd.Process.Kill()
 		}
 	}
 	status := exitOK
