@@ -112,21 +112,37 @@ func spawn(t testing.TB, role string, env ...string) *proc {
 // others, or fails the test after timeout (a liveness bound).
 func (p *proc) expect(t testing.TB, prefix string, timeout time.Duration) string {
 	t.Helper()
+	l, err := p.next(prefix, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// next is expect returning an error instead of failing the test.
+func (p *proc) next(prefix string, timeout time.Duration) (string, error) {
 	deadline := time.After(timeout)
 	for {
 		select {
 		case l, ok := <-p.lines:
 			if !ok {
 				<-p.done
-				t.Fatalf("helper %d exited (%v) before printing %q", p.cmd.Process.Pid, p.err, prefix)
+				return "", fmt.Errorf("helper %d exited (%v) before printing %q: %q", p.cmd.Process.Pid, p.err, prefix, p.output())
 			}
 			if strings.HasPrefix(l, prefix) {
-				return l
+				return l, nil
 			}
 		case <-deadline:
-			t.Fatalf("helper %d printed no %q within %v", p.cmd.Process.Pid, prefix, timeout)
+			return "", fmt.Errorf("helper %d printed no %q within %v", p.cmd.Process.Pid, prefix, timeout)
 		}
 	}
+}
+
+// output is what p has printed so far.
+func (p *proc) output() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.out...)
 }
 
 // watchStdin exits the helper when its parent closes the pipe (or dies).
@@ -173,10 +189,11 @@ type cluster struct {
 }
 
 // startCluster starts a cluster of n member processes and waits until it
-// serves. TTLs down to 2 s are allowed.
+// serves. TTLs down to 2 s are allowed. A member that cannot bind its
+// ports (taken by another process since freePorts) makes it start over on
+// new ones.
 func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
-	ports := freePorts(t, 2*n)
 	join := func(ps []int) string {
 		var s []string
 		for _, p := range ps {
@@ -184,18 +201,33 @@ func startCluster(t testing.TB, n int) *cluster {
 		}
 		return strings.Join(s, ",")
 	}
-	c := &cluster{}
-	dir, token := t.TempDir(), fmt.Sprintf("t%d", time.Now().UnixNano())
-	for i := range n {
-		c.members = append(c.members, spawn(t, "member", fmt.Sprintf("ETCDLOCK_MEMBER=%d", i),
-			"ETCDLOCK_PEERS="+join(ports[:n]), "ETCDLOCK_CLIENTS="+join(ports[n:]),
-			"ETCDLOCK_DIR="+filepath.Join(dir, fmt.Sprint(i)), "ETCDLOCK_TOKEN="+token))
-		c.endpoints = append(c.endpoints, fmt.Sprintf("127.0.0.1:%d", ports[n+i]))
+	for try := 0; ; try++ {
+		ports := freePorts(t, 2*n)
+		c := &cluster{}
+		dir, token := t.TempDir(), fmt.Sprintf("t%d", time.Now().UnixNano())
+		for i := range n {
+			c.members = append(c.members, spawn(t, "member", fmt.Sprintf("ETCDLOCK_MEMBER=%d", i),
+				"ETCDLOCK_PEERS="+join(ports[:n]), "ETCDLOCK_CLIENTS="+join(ports[n:]),
+				"ETCDLOCK_DIR="+filepath.Join(dir, fmt.Sprint(i)), "ETCDLOCK_TOKEN="+token))
+			c.endpoints = append(c.endpoints, fmt.Sprintf("127.0.0.1:%d", ports[n+i]))
+		}
+		var err error
+		for _, m := range c.members {
+			if _, err = m.next("READY", 120*time.Second); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return c
+		}
+		for _, m := range c.members {
+			m.cmd.Process.Kill()
+			<-m.done
+		}
+		if try >= 2 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
-	for _, m := range c.members {
-		m.expect(t, "READY", 120*time.Second)
-	}
-	return c
 }
 
 // leader returns the index of the member that leads, asking each live one.

@@ -239,7 +239,7 @@ func TestKillHoldersExactlyOnce(t *testing.T) {
 		for id, w := range workers {
 			select {
 			case <-w.done:
-				t.Fatalf("worker %s exited by itself (%v): %v", id, w.err, w.out)
+				t.Fatalf("worker %s exited by itself (%v): %q", id, w.err, w.output())
 			default:
 			}
 		}
