@@ -107,4 +107,5 @@ func benchEtcdlock(b *testing.B, cli *clientv3.Client, n int) {
 		})
 	}
 	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acq/s")
 }
