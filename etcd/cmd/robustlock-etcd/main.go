@@ -47,6 +47,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -160,6 +161,12 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer, wantCmd bool) (nam
 }
 
 func runLock(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if _, ok := stderr.(*os.File); !ok {
+		// CMD's stderr is then copied in by a goroutine of os/exec while
+		// this function reports on the lock: serialise the writes. (An
+		// *os.File is handed to CMD as it is, so a terminal stays one.)
+		stderr = &syncWriter{w: stderr}
+	}
 	fs := flag.NewFlagSet("lock", flag.ContinueOnError)
 	var c common
 	c.register(fs)
@@ -290,6 +297,18 @@ wait:
 		return failf(stderr, exitFail, "lock %q was lost while the command ran", name)
 	}
 	return status
+}
+
+// syncWriter serialises Writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 func runInspect(args []string, stdout, stderr io.Writer) int {
