@@ -6,9 +6,15 @@
 //	robustlock demo [-workers N] [-duration D] [-kills N] [-dir DIR] [-keep] [-v]
 //	robustlock ls [-dir DIR] [--json] [DIR]
 //	robustlock inspect [-dir DIR] [--json] NAME
-//	robustlock rm [-dir DIR] NAME...
+//	robustlock rm [-dir DIR] [-force] NAME...
 //	robustlock reset [-dir DIR] [-force] NAME
+//	robustlock recover [-dir DIR] NAME
+//	robustlock pub [-dir DIR] NAME MSG
+//	robustlock sub [-dir DIR] [-n N] [--json] NAME
+//	robustlock req [-dir DIR] [-timeout S] NAME MSG
+//	robustlock serve [-dir DIR] [-n N] NAME [-- CMD ARGS...]
 //	robustlock bench [flags]
+//	robustlock etcd lock|inspect|reset ...
 //	robustlock version [--json]
 //
 // demo is the main job. It creates a segment in /dev/shm under a unique
@@ -152,6 +158,7 @@ func init() {
 		{"sub", "[flags] NAME", "print the messages published on an event channel", runSub},
 		{"req", "[flags] NAME MSG", "send a request on an event channel and print the response", runReq},
 		{"serve", "[flags] NAME [-- CMD...]", "answer an event channel's requests (echo, or run CMD)", runServe},
+		{"etcd", "lock|inspect|reset ...", "the same lock across hosts, on etcd (runs robustlock-etcd)", runEtcd},
 		{"version", "[--json]", "print the version of robustlock and of the Go that built it", runVersion},
 	}
 }
