@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-// syncRow is one of Go's sync.Mutex benchmark shapes, run on sync.Mutex and
-// on robustlock in this process, interleaved rep by rep.
-type syncRow struct {
-	Shape  string  `json:"shape"`
-	Sync   summary `json:"sync_ns_per_op"`
-	Robust summary `json:"robustlock_ns_per_op"`
-	Ratio  float64 `json:"ratio"` // robustlock ÷ sync.Mutex, medians
-}
-
 var benchInit sync.Once
 
 // shapeTime is how long testing.Benchmark runs each shape per rep.

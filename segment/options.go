@@ -42,9 +42,10 @@ type config struct {
 	allowWide    bool
 	force        bool
 	fallbackOnly bool // tests: publish with the named-temporary protocol
-	noClaim      bool // tests: race without the creation claim
-	bad          []string
-	repair       func(data []byte) error
+	//lint:ignore U1000 read by the Linux creation path only
+	noClaim bool // tests: race without the creation claim
+	bad     []string
+	repair  func(data []byte) error
 }
 
 // Size sets the number of bytes of user data (Data) the segment holds.
