@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -250,4 +251,40 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// inspectChannel returns the event channel state of segment name for
+// inspect (nil, "" when the segment is no channel): the value for --json and
+// the text to print after the segment's own.
+func inspectChannel(name, dir string) (any, string) {
+	st, err := event.Inspect(name, event.Dir(dir))
+	if err != nil {
+		return nil, ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nevent channel: %d messages published, %d of %d kept in the ring (max %d bytes each)\n",
+		st.Head, st.RingUsed, st.Capacity, st.MaxMessage)
+	fmt.Fprintf(&b, "  subscribers asleep %s, servers asleep %s, publisher lock %s\n",
+		yesNo(st.SubscribersAsleep), yesNo(st.ServersAsleep), st.PublisherLock)
+	fmt.Fprintf(&b, "  request slots: %d of %d in use\n", st.SlotsInUse(), st.Requests)
+	for i, s := range st.Slots {
+		if !s.InUse() {
+			continue
+		}
+		fmt.Fprintf(&b, "  slot %d: %s, %d bytes; requester %s, server %s\n", i, s.Phase, s.Len,
+			claimer(s.Requester, s.RequesterAlive, s.RequesterDied), claimer(s.Server, s.ServerAlive, s.ServerDied))
+	}
+	return st, b.String()
+}
+
+func claimer(tid int, alive, died bool) string {
+	switch {
+	case tid == 0 && died:
+		return "died"
+	case tid == 0:
+		return "none"
+	case alive:
+		return fmt.Sprintf("tid %d (alive)", tid)
+	}
+	return fmt.Sprintf("tid %d (gone)", tid)
 }

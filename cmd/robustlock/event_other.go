@@ -26,3 +26,6 @@ func runReq(args []string, stdout, stderr io.Writer) int {
 func runServe(args []string, stdout, stderr io.Writer) int {
 	return eventUnsupported("serve", args, stdout, stderr)
 }
+
+// inspectChannel has no channels to show off Linux.
+func inspectChannel(name, dir string) (any, string) { return nil, "" }

@@ -81,3 +81,29 @@ func TestEventUsage(t *testing.T) {
 		}
 	}
 }
+
+// inspect shows an event channel's state after the segment's, and in its
+// JSON; a plain segment has none.
+func TestInspectChannel(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	for _, msg := range []string{"a", "b", "c"} {
+		if st := run([]string{"pub", "-dir", dir, "ch", msg}, &out, &errb); st != 0 {
+			t.Fatalf("pub: %d %s", st, errb.String())
+		}
+	}
+	out.Reset()
+	if st := run([]string{"inspect", "-dir", dir, "ch"}, &out, &errb); st != 0 {
+		t.Fatalf("inspect: %d %s", st, errb.String())
+	}
+	if !strings.Contains(out.String(), "event channel: 3 messages published, 3 of") {
+		t.Fatalf("inspect of a channel says:\n%s", out.String())
+	}
+	out.Reset()
+	if st := run([]string{"inspect", "-dir", dir, "--json", "ch"}, &out, &errb); st != 0 {
+		t.Fatalf("inspect --json: %d %s", st, errb.String())
+	}
+	if !strings.Contains(out.String(), `"channel": {`) || !strings.Contains(out.String(), `"head": 3`) {
+		t.Fatalf("inspect --json of a channel:\n%s", out.String())
+	}
+}

@@ -87,6 +87,10 @@ type segmentReport struct {
 	Mutexes     []mutexReport `json:"mutexes"`            // inspect: all; ls: mutex 0 only
 	Counts      countsReport  `json:"counts"`
 	Error       string        `json:"error,omitempty"` // a damaged segment: why it cannot be read
+	// Channel is an event channel's state (inspect only; omitted for a
+	// plain segment): sequence, ring use, sleepers, each request slot with
+	// its claimers and whether they live. Its fields are event.Stats's.
+	Channel any `json:"channel,omitempty"`
 }
 
 // prober looks thread and user ids up, once each: a segment's header may

@@ -133,10 +133,15 @@ ls --json does, with every mutex.`, stdout, stderr)
 	}
 	p := newProber(time.Now())
 	r := p.info(info)
+	ch, chText := inspectChannel(name, *dir)
+	if ch != nil {
+		r.Channel = ch
+	}
 	if *asJSON {
 		return writeJSON(stdout, stderr, "inspect", r)
 	}
 	printInspect(stdout, r, p.now)
+	io.WriteString(stdout, chText)
 	return exitOK
 }
 
