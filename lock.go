@@ -105,11 +105,8 @@ func (m *Mutex) Lock() error {
 		if c.owner == ownerNotRecoverable {
 			return m.acquired(t, tid, 0) // releases and reports it
 		}
-		c.count = 1
-		t.Enqueue(&c.next)
-		t.ClearPending()
-		c.owner = int32(tid)
-		c.nusers++
+		t.Took(m.entry()) // took, by hand: the pair is too big to inline whole
+		m.holder(tid)
 		return nil
 	}
 	return m.lockSlow(t, nil)
@@ -291,9 +288,8 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 	c := m.c()
 	if old&futex.OwnerDied != 0 {
 		c.count = 1
-		c.owner = ownerInconsistent
-		t.Enqueue(&c.next)
-		t.ClearPending()
+		c.owner = ownerInconsistent // __nusers is not counted on this takeover (glibc)
+		t.Took(m.entry())
 		return ErrOwnerDied
 	}
 	if c.owner == ownerNotRecoverable {
@@ -302,12 +298,27 @@ func (m *Mutex) acquired(t *robustlist.Thread, tid, old uint32) error {
 		atomic.StoreUint32(&c.lock, 0)
 		return m.notRecoverable(t)
 	}
+	m.took(t, tid)
+	return nil
+}
+
+// took is the epilogue of every acquire that took a consistent m whose
+// word now holds tid, in two inlined halves: the thread's robust list
+// (robustlist.Thread.Took links the entry, then ends the pending
+// operation: a death in between is still found) and glibc's fields for the
+// new holder. Written once, used by Lock's fast path and by acquired.
+func (m *Mutex) took(t *robustlist.Thread, tid uint32) {
+	t.Took(m.entry())
+	m.holder(tid)
+}
+
+// holder sets glibc's fields for a new, consistent holder tid (the access
+// rule beside core: only the holder writes them).
+func (m *Mutex) holder(tid uint32) {
+	c := m.c()
 	c.count = 1
-	t.Enqueue(&c.next)
-	t.ClearPending()
 	c.owner = int32(tid)
 	c.nusers++
-	return nil
 }
 
 // lockSlow is the contended part of Lock and LockContext (ctx nil for

@@ -80,3 +80,6 @@ func Prepare() {}
 
 // Prepared reports true off Linux: there is nothing to prepare.
 func Prepared() bool { return true }
+
+// Took does nothing off Linux.
+func (t *Thread) Took(entry *uintptr) {}

@@ -226,6 +226,18 @@ func (t *Thread) Enqueue(entry *uintptr) {
 	*at = uintptr(unsafe.Pointer(entry)) // now the kernel's walk sees it
 }
 
+// Took is Enqueue then ClearPending: the end of every acquire, in the one
+// order that keeps a death in between found.
+func (t *Thread) Took(entry *uintptr) {
+	at := (*uintptr)(ptr(t.insert))
+	first := *at
+	*(*uintptr)(ptr(first&^1 - 8)) = uintptr(unsafe.Pointer(entry)) // first.__prev
+	*entry = first
+	*prevOf(entry) = t.insert
+	*at = uintptr(unsafe.Pointer(entry)) // now the kernel's walk sees it
+	*(*uintptr)(ptr(t.pendingAt)) = 0
+}
+
 // Dequeue unlinks entry from the thread's list. It must be on the list.
 func (t *Thread) Dequeue(entry *uintptr) {
 	next, prev := *entry, *prevOf(entry)
