@@ -31,7 +31,10 @@ package robustlock_test
 //     preempted, and that kill looks like any other: such an attempt is
 //     retried, up to noSyscallAttempts. A system call that Lock or Unlock
 //     made would be there in every attempt (each runs at least minPairs
-//     pairs of the same path).
+//     pairs of the same path). Measured on Debian's 6.1 arm64 kernel under
+//     qemu on a loaded 2-core host: 8 of 38 attempts were killed, and with
+//     the trap all 8 were runtime.futex from goschedImpl -> wakep (the
+//     scheduler preempting at Lock's stack check), none from Lock/Unlock.
 //
 // So a pass means: at least one run of N consecutive uncontended pairs
 // (N logged) made no system call of any kind. If no attempt completes, a
@@ -67,7 +70,7 @@ const (
 	minPairs          = 2000
 	maxPairs          = 20000
 	loopTarget        = 2 * time.Millisecond // well inside the runtime's 10 ms slice
-	noSyscallAttempts = 5
+	noSyscallAttempts = 10
 )
 
 // crashPathSyscalls are the calls the runtime's own SIGSYS crash report
