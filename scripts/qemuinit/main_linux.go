@@ -44,8 +44,9 @@ import (
 )
 
 // binaryTimeout bounds one test binary: go test's own -test.timeout is set
-// a little below it, so a hang prints its goroutines before init kills it.
-const binaryTimeout = 25 * time.Minute
+// a little below it, so a hang prints its goroutines before init kills it,
+// and both are well inside scripts/qemu-test's limit for the whole guest.
+const binaryTimeout = 12 * time.Minute
 
 func main() {
 	if filepath.Base(os.Args[0]) == "go" {
