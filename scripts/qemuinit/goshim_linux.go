@@ -18,9 +18,9 @@ import (
 // /prebuilt/PKG, PKG taken relative to the module root /src. Anything
 // else fails with a message saying so, and a test then fails or skips as
 // it would without the package.
-const (
-	moduleRoot  = "/src"
-	prebuiltDir = "/prebuilt"
+var (
+	moduleRoot  = "/src"      // where scripts/qemu-test puts each package's directory
+	prebuiltDir = "/prebuilt" // the commands, by their path in the module
 )
 
 func goShim(args []string) int {
