@@ -188,13 +188,14 @@ func TestUncontendedMakesNoSyscall(t *testing.T) {
 func runNoSyscall(t *testing.T, diagnose bool) (int, bool, string) {
 	t.Helper()
 	path, mem, _ := shared(t)
-	args := ""
+	args := []string{path}
 	if diagnose {
-		args = "diagnose"
+		args = append(args, "diagnose")
 	}
 	var stderr bytes.Buffer
-	cmd := proctest.Command(helperEnv, "nosyscall", "ROBUSTLOCK_TEST_FILE="+path, "ROBUSTLOCK_TEST_ARGS="+args,
-		"GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+",asyncpreemptoff=1", ","), "GOTRACEBACK=system")
+	cmd := proctest.Command("nosyscall", args...)
+	proctest.SetLife(cmd, 0) // a pending watchdog timer would be a system call
+	cmd.Env = append(cmd.Env, "GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+",asyncpreemptoff=1", ","), "GOTRACEBACK=system")
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
