@@ -571,6 +571,9 @@ func TestVetReportsCopies(t *testing.T) {
 	if err != nil {
 		t.Skip("no go command")
 	}
+	if exec.Command(gotool, "env", "GOROOT").Run() != nil {
+		t.Skip("the go command here cannot vet (a qemu guest's stand-in serves builds only)")
+	}
 	out, err := exec.Command(gotool, "vet", "./testdata/vetcopy").CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("copies lock value")) || !bytes.Contains(out, []byte("robustlock.Mutex")) {
 		t.Fatalf("go vet on a copied Mutex: %v\n%s", err, out)

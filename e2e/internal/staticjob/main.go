@@ -140,9 +140,18 @@ func parent(dir string, dur time.Duration, n int) int {
 		}
 	}
 	kills, holding := 0, 0
+	lastOps := int64(0)
 	deadline := time.Now().Add(dur)
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+		// Kill only once some transfer was made since the last kill: on a
+		// slow machine (an emulated one) a worker takes longer to start
+		// than the pause, and would always die before its first transfer.
+		ops := atomic.LoadInt64(&w[wOps])
+		if ops == lastOps {
+			continue
+		}
+		lastOps = ops
 		victim := rand.IntN(n)
 		if h := atomic.LoadInt64(&w[wHolder]); h != 0 {
 			for i, p := range procs {
