@@ -6,13 +6,15 @@ package event
 // robustlock.Mutex, so that no goroutine is pinned to a thread): a word
 // holding a TID is on the robust list of that process's holder thread
 // (wait.go), and the kernel turns it into OWNER_DIED when the process
-// dies. The slot is free exactly when rq has no TID.
+// dies. The slot is free exactly when neither rq nor cl has a TID.
 //
 //	rq: the requester. Taken (0 or OWNER_DIED -> holder TID) to own the
 //	    slot; given back as 0 when done, or as OWNER_DIED when the
 //	    requester gives up on a claimed request ("gone", as if dead).
 //	cl: the server's claim. Taken by a server before it moves st from
 //	    Queued to Claimed; given back as 0 after it moves st to Responded.
+//	    Also taken, briefly, by a requester that has just taken rq, while
+//	    it moves st from whatever it was to Filling (below).
 //	    The requester sleeps on cl with WAITERS set from the moment it
 //	    queues: the server's take keeps WAITERS, its give wakes, and the
 //	    kernel's death-time wake comes on this very word, so a server's
@@ -21,7 +23,8 @@ package event
 // Phases of st (ticket<<4 | phase; the ticket changes each time the slot
 // is taken, so a stale CAS never succeeds):
 //
-//	Free      -> Filling    requester took rq; writes request, len, qseq
+//	any       -> Filling    requester took rq, then cl; gives cl back as 0;
+//	                        writes request, len, qseq
 //	Filling   -> Queued     requester; rings qbell
 //	Queued    -> Claimed    a server holding cl (CAS on st decides among servers)
 //	Queued    -> Free       requester gave up before a server took it
@@ -31,6 +34,19 @@ package event
 //	                        TID) and rq
 //	Claimed/Abandoned -> Free  the server found the requester gone
 //	                        (ErrRequesterGone); gives cl, clears rq
+//
+// Synchronization: st is written only by a holder of rq or of cl, and
+// the two write it apart: by CAS where both may hold their word at once
+// (Queued -> Claimed or Free, Claimed -> Responded or Abandoned, a
+// server's release), otherwise by the one that holds its word alone. A
+// requester therefore holds both words when it moves st on from a dead
+// requester's phase: rq alone is not enough, since a server that read rq
+// held (by the new requester) and st still Queued (the dead one's) would
+// claim that stale ticket, and the two would then overwrite each other's
+// st. If a live server holds cl at that moment (it claimed the dead
+// requester's request, or is about to fail a stale claim), the requester
+// gives rq back unchanged and waits for cl like any requester waiting for
+// a slot.
 //
 // Deaths: a slot whose rq has no TID and whose cl has none either is free
 // for the taking, whatever st says (a dead requester's slot, or a slot
@@ -161,6 +177,9 @@ func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	atomic.StoreUint32(&s.reqLen, uint32(len(msg)))
 	atomic.StoreUint64(&s.qseq, atomic.AddUint64(c.qtick, 1))
 	atomic.StoreUint32(&s.st, mk(pQueued, t))
+	if requestHook != nil {
+		requestHook(stepQueued)
+	}
 	ring(c.qbell)
 	return c.await(ctx, h, i, t)
 }
@@ -182,22 +201,43 @@ func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
 
 // tryTake takes slot i if it is free (see the top of the file) and
 // returns its new ticket, with st Filling.
+//
+// Taking rq alone does not make the slot this requester's: st may still
+// say Queued for a dead requester, and a server that sees rq held (now by
+// this requester) would claim that stale ticket. So the requester takes cl
+// as well, which every server holds to change st, before it moves st on;
+// a live server found holding cl keeps the slot (it claimed the dead
+// requester's request, or is about to fail a stale claim), and the
+// requester gives rq back as it found it and waits for cl's release.
 func (c *Channel) tryTake(h *holder, i int) (uint32, bool) {
 	rq, cl := c.words(i)
 	r := atomic.LoadUint32(rq)
-	if r&futex.TIDMask != 0 {
+	if r&futex.TIDMask != 0 || atomic.LoadUint32(cl)&futex.TIDMask != 0 {
 		return 0, false
-	}
-	if r != 0 && atomic.LoadUint32(cl)&futex.TIDMask != 0 {
-		return 0, false // a live server holds a gone requester's request
 	}
 	if !h.take(rq, r) {
 		return 0, false
 	}
-	resetClaim(cl)
+	if requestHook != nil {
+		requestHook(stepTook)
+	}
+	for {
+		w := atomic.LoadUint32(cl)
+		if w&futex.TIDMask != 0 {
+			h.give(rq, r&^futex.Waiters)
+			return 0, false
+		}
+		if h.take(cl, w) {
+			break
+		}
+	}
 	s := c.rslot(i)
 	t := (ticketOf(atomic.LoadUint32(&s.st)) + 1) & (1<<28 - 1)
 	atomic.StoreUint32(&s.st, mk(pFilling, t))
+	if requestHook != nil {
+		requestHook(stepFilling)
+	}
+	h.give(cl, 0)
 	return t, true
 }
 
@@ -235,7 +275,7 @@ func (c *Channel) armSpace(ws []futex.WaitVEntry) int {
 		rq, cl := c.words(i)
 		r := atomic.LoadUint32(rq)
 		if r&futex.TIDMask == 0 {
-			if r == 0 || atomic.LoadUint32(cl)&futex.TIDMask == 0 {
+			if atomic.LoadUint32(cl)&futex.TIDMask == 0 {
 				return 0
 			}
 			if !arm(cl) {
@@ -265,7 +305,12 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 		}
 		p := atomic.LoadUint32(&s.st)
 		if ticketOf(p) != t {
-			return nil, bad("request slot %d was taken from its requester (ticket %d, want %d)", i, ticketOf(p), t)
+			// Impossible by the protocol (only the holder of rq or cl
+			// writes st, and this requester holds rq): a peer broke it.
+			// The request is lost, whoever has it; the slot is still ours
+			// and is repaired, not left to leak.
+			c.finish(h, i, t)
+			return nil, ErrServerDied
 		}
 		w := atomic.LoadUint32(cl)
 		switch phaseOf(p) {
@@ -288,9 +333,9 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 				}
 				continue
 			}
-		default:
+		default: // free, filling or abandoned under our ticket: as above
 			c.finish(h, i, t)
-			return nil, bad("request slot %d in phase %d while awaited", i, phaseOf(p))
+			return nil, ErrServerDied
 		}
 		if w&futex.Waiters == 0 {
 			if !atomic.CompareAndSwapUint32(cl, w, w|futex.Waiters) {
@@ -353,6 +398,20 @@ func (c *Channel) abandon(h *holder, i int, t uint32, err error) ([]byte, error)
 		}
 	}
 }
+
+// requestHook, nil except in tests, stops a party to a request at each
+// step below (to be killed there, or raced).
+var requestHook func(step int)
+
+// Steps of requestHook.
+const (
+	stepTook      = 1 + iota // requester: rq taken, cl not yet, st as it was
+	stepFilling              // requester: rq and cl held, st Filling
+	stepQueued               // requester: st Queued, qbell not rung
+	stepClaiming             // server: cl taken, st still Queued
+	stepClaimed              // server: st Claimed, request copied out
+	stepResponded            // server: st Responded, cl not yet given
+)
 
 // A Request is one request taken by NextRequest. Respond answers it; until
 // then its slot stays claimed by this process (if the process dies or
@@ -446,6 +505,9 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 			break
 		}
 	}
+	if requestHook != nil {
+		requestHook(stepClaiming)
+	}
 	t := ticketOf(p)
 	if !atomic.CompareAndSwapUint32(&s.st, p, mk(pClaimed, t)) {
 		h.give(cl, 0)
@@ -459,6 +521,9 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 	}
 	data := make([]byte, l)
 	copy(data, c.rdata(i, l))
+	if requestHook != nil {
+		requestHook(stepClaimed)
+	}
 	return &Request{c: c, h: h, i: i, t: t, data: data}
 }
 
@@ -491,16 +556,34 @@ func (r *Request) Respond(msg []byte) error {
 		r.release()
 		return ErrRequesterGone
 	}
+	if requestHook != nil {
+		requestHook(stepResponded)
+	}
 	r.h.give(cl, 0)
 	return nil
 }
 
-// release frees the slot of a request whose requester is gone.
+// release frees the slot of a request whose requester is gone. st is
+// freed only if it still holds this request's ticket (a CAS, not a store:
+// a slot that a peer broke may be another requester's by now); in that
+// case servers that skipped the slot while this one held cl look again.
 func (r *Request) release() {
 	c := r.c
 	rq, cl := c.words(r.i)
-	atomic.StoreUint32(&c.rslot(r.i).st, mk(pFree, r.t))
+	s := c.rslot(r.i)
+	ours := false
+	for !ours {
+		p := atomic.LoadUint32(&s.st)
+		if p != mk(pClaimed, r.t) && p != mk(pAbandoned, r.t) {
+			break
+		}
+		ours = atomic.CompareAndSwapUint32(&s.st, p, mk(pFree, r.t))
+	}
 	r.h.give(cl, 0)
+	if !ours {
+		ring(c.qbell)
+		return
+	}
 	if v := atomic.LoadUint32(rq); v&futex.TIDMask == 0 && v != 0 {
 		if atomic.CompareAndSwapUint32(rq, v, 0) && v&futex.Waiters != 0 {
 			futex.Wake(rq, futex.WakeAll)
