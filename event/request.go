@@ -48,6 +48,11 @@ package event
 // gives rq back unchanged and waits for cl like any requester waiting for
 // a slot.
 //
+// And before it takes rq, a requester withdraws (Queued -> Free, by CAS
+// from the value it read before it saw rq free) a request whose
+// requester died, so that a server does not claim a dead request in that
+// window either.
+//
 // Deaths: a slot whose rq has no TID and whose cl has none either is free
 // for the taking, whatever st says (a dead requester's slot, or a slot
 // both parties left); a requester taking it resets cl and st. A slot whose
@@ -209,11 +214,25 @@ func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
 // a live server found holding cl keeps the slot (it claimed the dead
 // requester's request, or is about to fail a stale claim), and the
 // requester gives rq back as it found it and waits for cl's release.
+//
+// Before that, a Queued st seen before rq was seen free is withdrawn
+// (Queued -> Free by CAS): its requester died, and a server that has not
+// claimed it yet must not, once rq is held again. (A requester that gives
+// rq back moves st off Queued first, so st read before rq cannot be a
+// live request; the CAS fails if st moved since.)
 func (c *Channel) tryTake(h *holder, i int) (uint32, bool) {
 	rq, cl := c.words(i)
+	s := c.rslot(i)
+	p := atomic.LoadUint32(&s.st)
 	r := atomic.LoadUint32(rq)
 	if r&futex.TIDMask != 0 || atomic.LoadUint32(cl)&futex.TIDMask != 0 {
 		return 0, false
+	}
+	if requestHook != nil {
+		requestHook(stepSeenFree)
+	}
+	if phaseOf(p) == pQueued {
+		atomic.CompareAndSwapUint32(&s.st, p, mk(pFree, ticketOf(p)))
 	}
 	if !h.take(rq, r) {
 		return 0, false
@@ -231,7 +250,6 @@ func (c *Channel) tryTake(h *holder, i int) (uint32, bool) {
 			break
 		}
 	}
-	s := c.rslot(i)
 	t := (ticketOf(atomic.LoadUint32(&s.st)) + 1) & (1<<28 - 1)
 	atomic.StoreUint32(&s.st, mk(pFilling, t))
 	if requestHook != nil {
@@ -405,9 +423,11 @@ var requestHook func(step int)
 
 // Steps of requestHook.
 const (
-	stepTook      = 1 + iota // requester: rq taken, cl not yet, st as it was
+	stepSeenFree  = 1 + iota // requester: rq and cl seen free, nothing taken
+	stepTook                 // requester: rq taken, cl not yet
 	stepFilling              // requester: rq and cl held, st Filling
 	stepQueued               // requester: st Queued, qbell not rung
+	stepSeenHeld             // server: st seen Queued and rq held, cl not taken
 	stepClaiming             // server: cl taken, st still Queued
 	stepClaimed              // server: st Claimed, request copied out
 	stepResponded            // server: st Responded, cl not yet given
@@ -493,10 +513,14 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 		}
 		return nil
 	}
+	if requestHook != nil {
+		requestHook(stepSeenHeld)
+	}
 	for {
 		// The requester may set WAITERS on cl under us: retry while no
 		// one holds it. One who does is a server about to fail its CAS on
-		// st (a stale claim); it rings qbell when it gives cl back.
+		// st (a stale claim), which rings qbell when it gives cl back, or
+		// a requester moving st to Filling, which rings it when it queues.
 		w := atomic.LoadUint32(cl)
 		if w&futex.TIDMask != 0 {
 			return nil
