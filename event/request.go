@@ -217,9 +217,9 @@ func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
 //
 // Before that, a Queued st seen before rq was seen free is withdrawn
 // (Queued -> Free by CAS): its requester died, and a server that has not
-// claimed it yet must not, once rq is held again. (A requester that gives
-// rq back moves st off Queued first, so st read before rq cannot be a
-// live request; the CAS fails if st moved since.)
+// claimed it yet must not, once rq is held again. (A requester moves st
+// off its own Queued before it gives rq back, so a Queued st read before
+// rq was seen free is a dead one's; the CAS fails if st moved since.)
 func (c *Channel) tryTake(h *holder, i int) (uint32, bool) {
 	rq, cl := c.words(i)
 	s := c.rslot(i)
