@@ -151,7 +151,8 @@ func ring(bell *uint32) {
 // for its response. It waits for a free request slot first, under ctx. It
 // returns ErrTooLarge for a msg over MaxMessage, ErrServerDied if the
 // server that took the request died or closed its Channel before
-// responding (as soon as the kernel reports the death), and ctx's error
+// responding (as soon as the kernel reports the death) or if its slot was
+// found broken by a faulty peer (the slot is repaired), and ctx's error
 // if ctx ends first, in which case the request is withdrawn (a server that
 // took it gets ErrRequesterGone from Respond).
 //
