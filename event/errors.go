@@ -22,7 +22,9 @@ var (
 	ErrLapped = errors.New("event: subscriber lapped by the publishers")
 
 	// ErrServerDied: the server that took the request died (or closed its
-	// Channel) before responding.
+	// Channel) before responding. Also returned when the request's slot
+	// was found in a state no live request can be in (a faulty peer wrote
+	// it): the request is lost, and the slot is repaired for reuse.
 	ErrServerDied = errors.New("event: the server died holding the request")
 
 	// ErrRequesterGone: the requester died or gave up before the response;

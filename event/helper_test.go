@@ -25,7 +25,7 @@ import (
 var helpers = map[string]proctest.Helper{}
 
 func init() {
-	for _, kind := range []string{"pub", "sub", "nosyscall", "pub-die", "publish-one", "server", "requester"} {
+	for _, kind := range []string{"pub", "sub", "nosyscall", "pub-die", "publish-one", "server", "requester", "req-die"} {
 		helpers[kind] = func([]string) int { return runHelper(kind) }
 	}
 }
@@ -171,6 +171,8 @@ func runHelper(kind string) int {
 		return noSyscallPublish(c, say)
 	case "pub-die":
 		return pubDie(c, say)
+	case "req-die":
+		return reqDie(c, say)
 	case "publish-one":
 		if err := c.Publish([]byte("wake")); err != nil {
 			fmt.Fprintln(os.Stderr, err)

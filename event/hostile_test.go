@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/futexlab/robustlock/internal/futex"
 	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/segment"
 )
@@ -292,5 +294,45 @@ func noSyscallPublish(c *Channel, say func(string, ...any)) int {
 	}
 	//lint:ignore SA5002 spinning is the point: printing or exiting would need a system call
 	for {
+	}
+}
+
+// A request slot's st overwritten under an awaiting requester (another
+// ticket, or a phase no awaited request can be in): the requester repairs
+// its slot and reports the request lost (ErrServerDied), rather than a
+// corrupt channel with the slot left taken; the slot serves again.
+func TestHostileSlotPhase(t *testing.T) {
+	c := open(t, t.TempDir(), "phase", MaxMessage(16), Requests(1))
+	ctx, cancel := context.WithTimeout(context.Background(), proctest.Watchdog)
+	defer cancel()
+	for _, forge := range []func(st uint32) uint32{
+		func(st uint32) uint32 { return mk(pQueued, ticketOf(st)-1) },
+		func(st uint32) uint32 { return mk(pClaimed, ticketOf(st)+7) },
+		func(st uint32) uint32 { return mk(pFilling, ticketOf(st)) },
+		func(st uint32) uint32 { return mk(pAbandoned, ticketOf(st)) },
+	} {
+		done := make(chan error, 1)
+		go func() { _, err := c.Request(ctx, []byte("q")); done <- err }()
+		for c.Stats().Slots[0].Phase != "queued" {
+			time.Sleep(time.Millisecond)
+		}
+		s := c.rslot(0)
+		atomic.StoreUint32(&s.st, forge(atomic.LoadUint32(&s.st)))
+		_, cl := c.words(0)
+		futex.Wake(cl, futex.WakeAll)
+		if err := <-done; !errors.Is(err, ErrServerDied) {
+			t.Fatalf("Request whose slot phase was overwritten = %v, want ErrServerDied", err)
+		}
+		if n := c.Stats().SlotsInUse(); n != 0 {
+			t.Fatalf("%d slots in use after the repair: %+v", n, c.Stats().Slots)
+		}
+	}
+	go func() {
+		if r, err := c.NextRequest(ctx); err == nil {
+			r.Respond([]byte("re:again"))
+		}
+	}()
+	if got, err := c.Request(ctx, []byte("again")); err != nil || string(got) != "re:again" {
+		t.Fatalf("Request after the repairs = %q, %v", got, err)
 	}
 }

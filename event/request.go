@@ -6,13 +6,15 @@ package event
 // robustlock.Mutex, so that no goroutine is pinned to a thread): a word
 // holding a TID is on the robust list of that process's holder thread
 // (wait.go), and the kernel turns it into OWNER_DIED when the process
-// dies. The slot is free exactly when rq has no TID.
+// dies. The slot is free exactly when neither rq nor cl has a TID.
 //
 //	rq: the requester. Taken (0 or OWNER_DIED -> holder TID) to own the
 //	    slot; given back as 0 when done, or as OWNER_DIED when the
 //	    requester gives up on a claimed request ("gone", as if dead).
 //	cl: the server's claim. Taken by a server before it moves st from
 //	    Queued to Claimed; given back as 0 after it moves st to Responded.
+//	    Also taken, briefly, by a requester that has just taken rq, while
+//	    it moves st from whatever it was to Filling (below).
 //	    The requester sleeps on cl with WAITERS set from the moment it
 //	    queues: the server's take keeps WAITERS, its give wakes, and the
 //	    kernel's death-time wake comes on this very word, so a server's
@@ -21,7 +23,8 @@ package event
 // Phases of st (ticket<<4 | phase; the ticket changes each time the slot
 // is taken, so a stale CAS never succeeds):
 //
-//	Free      -> Filling    requester took rq; writes request, len, qseq
+//	any       -> Filling    requester took rq, then cl; gives cl back as 0;
+//	                        writes request, len, qseq
 //	Filling   -> Queued     requester; rings qbell
 //	Queued    -> Claimed    a server holding cl (CAS on st decides among servers)
 //	Queued    -> Free       requester gave up before a server took it
@@ -31,6 +34,24 @@ package event
 //	                        TID) and rq
 //	Claimed/Abandoned -> Free  the server found the requester gone
 //	                        (ErrRequesterGone); gives cl, clears rq
+//
+// Synchronization: st is written only by a holder of rq or of cl, and
+// the two write it apart: by CAS where both may hold their word at once
+// (Queued -> Claimed or Free, Claimed -> Responded or Abandoned, a
+// server's release), otherwise by the one that holds its word alone. A
+// requester therefore holds both words when it moves st on from a dead
+// requester's phase: rq alone is not enough, since a server that read rq
+// held (by the new requester) and st still Queued (the dead one's) would
+// claim that stale ticket, and the two would then overwrite each other's
+// st. If a live server holds cl at that moment (it claimed the dead
+// requester's request, or is about to fail a stale claim), the requester
+// gives rq back unchanged and waits for cl like any requester waiting for
+// a slot.
+//
+// And before it takes rq, a requester withdraws (Queued -> Free, by CAS
+// from the value it read before it saw rq free) a request whose
+// requester died, so that a server does not claim a dead request in that
+// window either.
 //
 // Deaths: a slot whose rq has no TID and whose cl has none either is free
 // for the taking, whatever st says (a dead requester's slot, or a slot
@@ -130,7 +151,8 @@ func ring(bell *uint32) {
 // for its response. It waits for a free request slot first, under ctx. It
 // returns ErrTooLarge for a msg over MaxMessage, ErrServerDied if the
 // server that took the request died or closed its Channel before
-// responding (as soon as the kernel reports the death), and ctx's error
+// responding (as soon as the kernel reports the death) or if its slot was
+// found broken by a faulty peer (the slot is repaired), and ctx's error
 // if ctx ends first, in which case the request is withdrawn (a server that
 // took it gets ErrRequesterGone from Respond).
 //
@@ -161,6 +183,9 @@ func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	atomic.StoreUint32(&s.reqLen, uint32(len(msg)))
 	atomic.StoreUint64(&s.qseq, atomic.AddUint64(c.qtick, 1))
 	atomic.StoreUint32(&s.st, mk(pQueued, t))
+	if requestHook != nil {
+		requestHook(stepQueued)
+	}
 	ring(c.qbell)
 	return c.await(ctx, h, i, t)
 }
@@ -182,22 +207,56 @@ func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
 
 // tryTake takes slot i if it is free (see the top of the file) and
 // returns its new ticket, with st Filling.
+//
+// Taking rq alone does not make the slot this requester's: st may still
+// say Queued for a dead requester, and a server that sees rq held (now by
+// this requester) would claim that stale ticket. So the requester takes cl
+// as well, which every server holds to change st, before it moves st on;
+// a live server found holding cl keeps the slot (it claimed the dead
+// requester's request, or is about to fail a stale claim), and the
+// requester gives rq back as it found it and waits for cl's release.
+//
+// Before that, a Queued st seen before rq was seen free is withdrawn
+// (Queued -> Free by CAS): its requester died, and a server that has not
+// claimed it yet must not, once rq is held again. (A requester moves st
+// off its own Queued before it gives rq back, so a Queued st read before
+// rq was seen free is a dead one's; the CAS fails if st moved since.)
 func (c *Channel) tryTake(h *holder, i int) (uint32, bool) {
 	rq, cl := c.words(i)
+	s := c.rslot(i)
+	p := atomic.LoadUint32(&s.st)
 	r := atomic.LoadUint32(rq)
-	if r&futex.TIDMask != 0 {
+	if r&futex.TIDMask != 0 || atomic.LoadUint32(cl)&futex.TIDMask != 0 {
 		return 0, false
 	}
-	if r != 0 && atomic.LoadUint32(cl)&futex.TIDMask != 0 {
-		return 0, false // a live server holds a gone requester's request
+	if requestHook != nil {
+		requestHook(stepSeenFree)
+	}
+	if phaseOf(p) == pQueued {
+		atomic.CompareAndSwapUint32(&s.st, p, mk(pFree, ticketOf(p)))
 	}
 	if !h.take(rq, r) {
 		return 0, false
 	}
-	resetClaim(cl)
-	s := c.rslot(i)
+	if requestHook != nil {
+		requestHook(stepTook)
+	}
+	for {
+		w := atomic.LoadUint32(cl)
+		if w&futex.TIDMask != 0 {
+			h.give(rq, r&^futex.Waiters)
+			return 0, false
+		}
+		if h.take(cl, w) {
+			break
+		}
+	}
 	t := (ticketOf(atomic.LoadUint32(&s.st)) + 1) & (1<<28 - 1)
 	atomic.StoreUint32(&s.st, mk(pFilling, t))
+	if requestHook != nil {
+		requestHook(stepFilling)
+	}
+	h.give(cl, 0)
 	return t, true
 }
 
@@ -235,7 +294,7 @@ func (c *Channel) armSpace(ws []futex.WaitVEntry) int {
 		rq, cl := c.words(i)
 		r := atomic.LoadUint32(rq)
 		if r&futex.TIDMask == 0 {
-			if r == 0 || atomic.LoadUint32(cl)&futex.TIDMask == 0 {
+			if atomic.LoadUint32(cl)&futex.TIDMask == 0 {
 				return 0
 			}
 			if !arm(cl) {
@@ -265,7 +324,12 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 		}
 		p := atomic.LoadUint32(&s.st)
 		if ticketOf(p) != t {
-			return nil, bad("request slot %d was taken from its requester (ticket %d, want %d)", i, ticketOf(p), t)
+			// Impossible by the protocol (only the holder of rq or cl
+			// writes st, and this requester holds rq): a peer broke it.
+			// The request is lost, whoever has it; the slot is still ours
+			// and is repaired, not left to leak.
+			c.finish(h, i, t)
+			return nil, ErrServerDied
 		}
 		w := atomic.LoadUint32(cl)
 		switch phaseOf(p) {
@@ -288,9 +352,9 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 				}
 				continue
 			}
-		default:
+		default: // free, filling or abandoned under our ticket: as above
 			c.finish(h, i, t)
-			return nil, bad("request slot %d in phase %d while awaited", i, phaseOf(p))
+			return nil, ErrServerDied
 		}
 		if w&futex.Waiters == 0 {
 			if !atomic.CompareAndSwapUint32(cl, w, w|futex.Waiters) {
@@ -353,6 +417,22 @@ func (c *Channel) abandon(h *holder, i int, t uint32, err error) ([]byte, error)
 		}
 	}
 }
+
+// requestHook, nil except in tests, stops a party to a request at each
+// step below (to be killed there, or raced).
+var requestHook func(step int)
+
+// Steps of requestHook.
+const (
+	stepSeenFree  = 1 + iota // requester: rq and cl seen free, nothing taken
+	stepTook                 // requester: rq taken, cl not yet
+	stepFilling              // requester: rq and cl held, st Filling
+	stepQueued               // requester: st Queued, qbell not rung
+	stepSeenHeld             // server: st seen Queued and rq held, cl not taken
+	stepClaiming             // server: cl taken, st still Queued
+	stepClaimed              // server: st Claimed, request copied out
+	stepResponded            // server: st Responded, cl not yet given
+)
 
 // A Request is one request taken by NextRequest. Respond answers it; until
 // then its slot stays claimed by this process (if the process dies or
@@ -434,10 +514,14 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 		}
 		return nil
 	}
+	if requestHook != nil {
+		requestHook(stepSeenHeld)
+	}
 	for {
 		// The requester may set WAITERS on cl under us: retry while no
 		// one holds it. One who does is a server about to fail its CAS on
-		// st (a stale claim); it rings qbell when it gives cl back.
+		// st (a stale claim), which rings qbell when it gives cl back, or
+		// a requester moving st to Filling, which rings it when it queues.
 		w := atomic.LoadUint32(cl)
 		if w&futex.TIDMask != 0 {
 			return nil
@@ -445,6 +529,9 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 		if h.take(cl, w) {
 			break
 		}
+	}
+	if requestHook != nil {
+		requestHook(stepClaiming)
 	}
 	t := ticketOf(p)
 	if !atomic.CompareAndSwapUint32(&s.st, p, mk(pClaimed, t)) {
@@ -459,6 +546,9 @@ func (c *Channel) claim(h *holder, i int, p uint32) *Request {
 	}
 	data := make([]byte, l)
 	copy(data, c.rdata(i, l))
+	if requestHook != nil {
+		requestHook(stepClaimed)
+	}
 	return &Request{c: c, h: h, i: i, t: t, data: data}
 }
 
@@ -491,16 +581,34 @@ func (r *Request) Respond(msg []byte) error {
 		r.release()
 		return ErrRequesterGone
 	}
+	if requestHook != nil {
+		requestHook(stepResponded)
+	}
 	r.h.give(cl, 0)
 	return nil
 }
 
-// release frees the slot of a request whose requester is gone.
+// release frees the slot of a request whose requester is gone. st is
+// freed only if it still holds this request's ticket (a CAS, not a store:
+// a slot that a peer broke may be another requester's by now); in that
+// case servers that skipped the slot while this one held cl look again.
 func (r *Request) release() {
 	c := r.c
 	rq, cl := c.words(r.i)
-	atomic.StoreUint32(&c.rslot(r.i).st, mk(pFree, r.t))
+	s := c.rslot(r.i)
+	ours := false
+	for !ours {
+		p := atomic.LoadUint32(&s.st)
+		if p != mk(pClaimed, r.t) && p != mk(pAbandoned, r.t) {
+			break
+		}
+		ours = atomic.CompareAndSwapUint32(&s.st, p, mk(pFree, r.t))
+	}
 	r.h.give(cl, 0)
+	if !ours {
+		ring(c.qbell)
+		return
+	}
 	if v := atomic.LoadUint32(rq); v&futex.TIDMask == 0 && v != 0 {
 		if atomic.CompareAndSwapUint32(rq, v, 0) && v&futex.Waiters != 0 {
 			futex.Wake(rq, futex.WakeAll)
