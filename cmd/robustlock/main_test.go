@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/segment"
 )
 
@@ -27,15 +28,17 @@ import (
 
 var bin string // the robustlock binary under test
 
-// helperEnv makes the test binary a helper process: "hold DIR NAME" locks
-// a segment and waits to be killed; "map DIR NAME" maps it and waits;
+// The test binary's helper processes (proctest.Command): "hold DIR NAME"
+// locks a segment and waits to be killed; "map DIR NAME" maps it and waits;
 // "exit" exits at once.
-const helperEnv = "ROBUSTLOCK_TEST_HELPER"
+var helpers = map[string]proctest.Helper{
+	"hold": func(args []string) int { return helper(append([]string{"hold"}, args...)) },
+	"map":  func(args []string) int { return helper(append([]string{"map"}, args...)) },
+	"exit": func([]string) int { return 0 },
+}
 
 func TestMain(m *testing.M) {
-	if h := os.Getenv(helperEnv); h != "" {
-		os.Exit(helper(strings.Fields(h)))
-	}
+	proctest.Serve(helpers) // in a helper process, runs it and exits
 	os.Exit(buildAndRun(m))
 }
 
@@ -90,7 +93,7 @@ func helper(args []string) int {
 		return 0
 	}
 	if len(args) != 3 || args[0] != "hold" {
-		fmt.Fprintf(os.Stderr, "bad %s: %q\n", helperEnv, args)
+		fmt.Fprintf(os.Stderr, "bad helper arguments: %q\n", args)
 		return 2
 	}
 	seg, err := segment.Open(args[2], segment.Dir(args[1]), segment.OpenOnly())
@@ -142,8 +145,7 @@ func runBin(t *testing.T, timeout time.Duration, args ...string) result {
 // killed at the end of the test if still alive.
 func holder(t *testing.T, dir, name string) (pid, tid int, cmd *exec.Cmd) {
 	t.Helper()
-	cmd = exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"=hold "+dir+" "+name)
+	cmd = proctest.Command("hold", dir, name)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/futexlab/robustlock"
+	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/segment"
 )
 
@@ -42,8 +43,7 @@ func notRecoverable(t *testing.T, dir, name string) {
 // mapper starts a helper process that maps segment name and waits.
 func mapper(t *testing.T, dir, name string) (pid int, cmd *exec.Cmd) {
 	t.Helper()
-	cmd = exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"=map "+dir+" "+name)
+	cmd = proctest.Command("map", dir, name)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/futexlab/robustlock/internal/proctest"
 	"github.com/futexlab/robustlock/segment"
 )
 
@@ -35,8 +35,7 @@ func create(t *testing.T, dir, name string) {
 // process that ran and was reaped.
 func deadTID(t *testing.T) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"=exit")
+	cmd := proctest.Command("exit")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}

@@ -39,9 +39,17 @@ type Helper func(args []string) int
 // an unknown helper, 4 when the lifetime expires); otherwise it runs the
 // tests and returns m.Run's status for TestMain to clean up and exit with.
 func Main(m *testing.M, helpers map[string]Helper) int {
+	Serve(helpers)
+	return m.Run()
+}
+
+// Serve runs the named helper and exits, in a helper process, and returns
+// at once otherwise: for a TestMain that has work of its own around m.Run
+// (Main is Serve then m.Run).
+func Serve(helpers map[string]Helper) {
 	name, ok := os.LookupEnv(Env)
 	if !ok {
-		return m.Run()
+		return
 	}
 	h := helpers[name]
 	if h == nil {
@@ -63,7 +71,6 @@ func Main(m *testing.M, helpers map[string]Helper) int {
 		args = strings.Split(a, argSep)
 	}
 	os.Exit(h(args))
-	return 0 // not reached
 }
 
 // Command returns the command that runs this test binary again as helper
