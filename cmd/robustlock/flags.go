@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // flags is one subcommand's flag set with its name and synopsis, for help
@@ -36,7 +37,9 @@ func newFlags(name, synopsis, explain string, stdout, stderr io.Writer) *flags {
 	f := &flags{FlagSet: flag.NewFlagSet("robustlock "+name, flag.ContinueOnError),
 		name: name, synopsis: synopsis, stdout: stdout, stderr: stderr}
 	f.explain = strings.TrimSpace(explain)
+	registeredMu.Lock()
 	registered[name] = f
+	registeredMu.Unlock()
 	// The flag package calls Usage on -h and on errors alike: parse
 	// prints the help for the first and usageError the usage line for the
 	// others.
@@ -45,8 +48,12 @@ func newFlags(name, synopsis, explain string, stdout, stderr io.Writer) *flags {
 	return f
 }
 
-// registered holds each subcommand's flags by name, for flagError.
-var registered = map[string]*flags{}
+// registered holds each subcommand's flags by name, for flagError; the
+// tests run subcommands on several goroutines at once.
+var (
+	registeredMu sync.Mutex
+	registered   = map[string]*flags{}
+)
 
 // newFlagSet is newFlags returning the bare flag set, for a subcommand
 // written as "pos, err := parseArgs(fs, args); if err != nil { return
@@ -63,7 +70,9 @@ func newFlagSet(name, synopsis, explain string, stdout, stderr io.Writer) *flag.
 //
 //lint:ignore U1000 the subcommands of the event and etcd work are written this way
 func flagError(stderr io.Writer, name string, err error) int {
+	registeredMu.Lock()
 	f := registered[name]
+	registeredMu.Unlock()
 	if f == nil {
 		return failf(stderr, exitUsage, "%s: %v", name, err)
 	}
