@@ -12,7 +12,8 @@ package robustlock
 // per Mutex address (process-local, never in shared memory):
 //
 //	Lock's fast path: pin, CAS 0 -> tid. No room, no lookup.
-//	slow path, phase 1 (pinned): deadlock check, a short adaptive spin.
+//	slow path, phase 1: deadlock check (pinned), a short adaptive spin
+//	  (pinned for at most GOMAXPROCS spinners, else pinned per CAS).
 //	phase 2 (unpinned): enter the Mutex's room.
 //	  no delegate yet -> become the delegate
 //	  else            -> join the room's FIFO queue and park (a goroutine)
@@ -48,9 +49,8 @@ package robustlock
 //   - Local: a delegate that goroutines of its own process have kept
 //     overtaking for starveAfter (counted from the first time it found the
 //     word free, or was woken by an Unlock, and lost it) marks its room
-//     starving. Until it gets the
-//     lock, every other locker of that Mutex in this process queues behind
-//     it instead of trying the word.
+//     starving. Until it gets the lock, every other locker of that Mutex in
+//     this process queues behind it instead of trying the word.
 //   - Remote: an Unlock that wakes kernel sleepers of a word held here says
 //     someone in another process (Go or C) waits. When that has gone on for
 //     yieldAfter without a gap, this process yields the Mutex: for up to
@@ -61,8 +61,10 @@ package robustlock
 // room or pressure slot whether to defer. Unset, the fast path pays one load.
 //
 // Rooms live in a sharded map keyed by the Mutex's address and are counted
-// by the goroutines inside; the last one out deletes it, so a process that
-// maps and unmaps many segments keeps nothing for idle ones.
+// by the goroutines inside; the last one out deletes it (back to a pool),
+// so a process that maps and unmaps many segments keeps nothing for idle
+// ones. A goroutine never blocks while pinned: a pinned goroutine that
+// parks holds its thread, and a crowd of them would each hold one.
 
 import (
 	"context"
