@@ -78,10 +78,23 @@ func (d *demo) reap(stopping bool) {
 			continue
 		}
 		d.procs[i].pid = 0
+		if ws.Signaled() && interruptSignal(ws.Signal()) {
+			// A Ctrl-C or a supervisor's signal to the whole process
+			// group: the demo's own copy may not have been seen yet (a
+			// slow machine), but it is an interrupt, not a failure.
+			d.groupSignal = ws.Signal()
+			continue
+		}
 		if !stopping || !ws.Exited() || ws.ExitStatus() != 0 {
 			d.failf("worker %d (pid %d) %s", i, pid, exitText(ws))
 		}
 	}
+}
+
+// interruptSignal reports whether s is one of the signals the demo takes
+// as an interrupt (its signal.Notify set).
+func interruptSignal(s syscall.Signal) bool {
+	return s == syscall.SIGINT || s == syscall.SIGTERM || s == syscall.SIGHUP
 }
 
 func exitText(ws syscall.WaitStatus) string {

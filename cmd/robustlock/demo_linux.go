@@ -99,6 +99,7 @@ removed at the end, also on Ctrl-C, unless -keep is given.`, stdout, stderr)
 // accounting. Everything runs on one goroutine.
 type demo struct {
 	demoConfig
+	groupSignal    syscall.Signal // an interrupt that killed a worker before the demo saw its own
 	stdout, stderr io.Writer
 	workerErr      *os.File
 	stdin          *os.File // an empty pipe: workers' stdin
@@ -225,6 +226,10 @@ loop:
 		now := time.Now()
 		elapsed := now.Sub(d.start)
 		d.reap(false)
+		if d.groupSignal != 0 {
+			interrupted = d.groupSignal.String()
+			break
+		}
 		d.readRecoveries()
 		if elapsed >= d.duration {
 			break
