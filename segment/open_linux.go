@@ -152,7 +152,11 @@ func Open(name string, opts ...Option) (*Segment, error) {
 				// look for its segment before building our own.
 				continue
 			}
-			claims = 8 // no claim to be had: race as before
+			// No claim to be had: race as before, but only after one more
+			// look, since the attempt may have taken a while (a builder may
+			// have published meanwhile).
+			claims = 8
+			continue
 		}
 		s, err := create(d, name, path, &c, cl)
 		switch {
@@ -625,12 +629,14 @@ func retry[T any](f func() (T, error)) (T, error) {
 // dir/.robustlock-claim-NAME (created if missing) without blocking. Got
 // it: it checks that the name still leads to the file it locked (a holder
 // unlinks the claim file before releasing, so one may lock a file that is
-// gone: then it starts again with the new one), looks for the segment once
-// more, and builds. Someone else holds it: it waits for a shared flock on
-// the same file, which the kernel grants (to every waiter at once) when
-// the builder releases or dies, then looks for the published segment
-// again, and only if there is none (the builder failed or was killed)
-// tries to claim again. The kernel drops a dead holder's flock, so a
+// gone), looks for the segment once more, and builds. Someone else holds
+// it: it waits for a shared flock on the same file, which the kernel
+// grants (to every waiter at once) when the builder releases or dies, then
+// looks for the published segment again, and only if there is none (the
+// builder failed or was killed) tries to claim again. It does the same when
+// it finds the file it opened gone (its holder is done): a creator that
+// kept trying on files that late arrivals keep creating and removing could
+// run out of tries and build a copy of a segment published long before. The kernel drops a dead holder's flock, so a
 // killed creator never blocks the others, and waiters sleep in flock
 // without spinning.
 //
@@ -661,45 +667,52 @@ func takeClaim(d int, name string, c *config) (cl *claim, waited bool) {
 	cn := claimPrefix + name
 	w := uint32(c.mode.Perm()) & 0o222
 	mode := w | w<<1
-	for range 8 {
-		if !claimable(d, cn, c) {
-			return nil, false
-		}
-		fd, err := retry(func() (int, error) {
-			return unix.Openat(d, cn, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, mode)
-		})
-		if err != nil {
-			return nil, false
-		}
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) == nil && st.Nlink == 0 {
-			unix.Close(fd) // its last holder removed it after we opened it: take the new one
-			continue
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 ||
-			!(trustedOwner(int(st.Uid), c) || c.trustGroups && inGroups(int(st.Gid))) {
-			unix.Close(fd)
-			return nil, false
-		}
-		err = ignoringEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) })
-		if err == unix.EWOULDBLOCK {
-			// Someone is building: wait until they are done (or dead).
-			err = ignoringEINTR(func() error { return unix.Flock(fd, unix.LOCK_SH) })
-			unix.Close(fd)
-			return nil, err == nil
-		}
-		if err != nil {
-			unix.Close(fd)
-			return nil, false
-		}
-		var now unix.Stat_t
-		if unix.Fstatat(d, cn, &now, unix.AT_SYMLINK_NOFOLLOW) == nil && now.Dev == st.Dev && now.Ino == st.Ino {
-			return &claim{dir: d, fd: fd, name: cn}, false
-		}
-		unix.Close(fd) // its last holder removed it after we opened it: take the new one
+	if !claimable(d, cn, c) {
+		return nil, false
 	}
-	return nil, false
+	fd, err := retry(func() (int, error) {
+		return unix.Openat(d, cn, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, mode)
+	})
+	if err != nil {
+		return nil, false
+	}
+	if testHookClaimOpened != nil {
+		testHookClaimOpened()
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Nlink == 0 {
+		// Its holder removed it after we opened it: a builder is done
+		// (published, or failed). Look for its segment before claiming.
+		unix.Close(fd)
+		return nil, true
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 ||
+		!(trustedOwner(int(st.Uid), c) || c.trustGroups && inGroups(int(st.Gid))) {
+		unix.Close(fd)
+		return nil, false
+	}
+	err = ignoringEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) })
+	if err == unix.EWOULDBLOCK {
+		// Someone is building: wait until they are done (or dead).
+		err = ignoringEINTR(func() error { return unix.Flock(fd, unix.LOCK_SH) })
+		unix.Close(fd)
+		return nil, err == nil
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, false
+	}
+	var now unix.Stat_t
+	if unix.Fstatat(d, cn, &now, unix.AT_SYMLINK_NOFOLLOW) == nil && now.Dev == st.Dev && now.Ino == st.Ino {
+		return &claim{dir: d, fd: fd, name: cn}, false
+	}
+	unix.Close(fd) // removed (a builder is done) or tidied away since we opened it: as above
+	return nil, true
 }
+
+// testHookClaimOpened, when set (by tests only), runs in takeClaim right
+// after the claim file is opened.
+var testHookClaimOpened func()
 
 // Turns within the process: per directory and name, a token that one
 // goroutine at a time holds from its first claim attempt to the end of

@@ -137,6 +137,51 @@ func openRace(t *testing.T, fallback, claim bool, procs, rounds int, size int64)
 	}
 }
 
+// TestClaimChurn: a creator that misses the segment and then, while it
+// tries for the claim, keeps finding the claim file removed under it (late
+// arrivals take and drop fresh claims after the builder has published:
+// seen once in CI as two builders in a round of TestOpenRace) must look for
+// the segment again rather than give up on the claim and build a copy.
+func TestClaimChurn(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	s, err := Open("x", Dir(elsewhere), Size(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opened := 0
+	testHookClaimOpened = func() {
+		if opened++; opened == 1 {
+			// The builder publishes while we try for the claim...
+			if err := os.Rename(filepath.Join(elsewhere, "x"), filepath.Join(dir, "x")); err != nil {
+				t.Error(err)
+			}
+		}
+		// ...and a late arrival drops the claim file we just opened.
+		if err := os.Remove(filepath.Join(dir, claimPrefix+"x")); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookClaimOpened = nil }()
+	built := false
+	s, err = Open("x", Dir(dir), Size(64), Init(func([]byte) error { built = true; return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if built || s.Created() {
+		t.Errorf("built a copy (Init ran: %t, created: %t) of a segment already published", built, s.Created())
+	}
+	if opened != 1 {
+		t.Errorf("tried the claim %d times, want 1 (then found the segment)", opened)
+	}
+	if tmp := temporaries(t, dir); len(tmp) != 0 {
+		t.Errorf("left in the directory: %q", tmp)
+	}
+}
+
 // TestKillInInit: processes race to create a name whose Init is slow, and
 // the ones that get into Init are SIGKILLed at random points, inside Init
 // and a little after. Nobody ever sees a half-initialised segment, and no
