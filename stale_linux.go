@@ -60,8 +60,8 @@ func watchExit(tid uint32, word *uint32) *exitWatch {
 		})
 		if err == nil {
 			w.gone.Store(true)
+			staleWakes.Add(1)               // before the wake, which may end the wait it counts
 			futex.Wake(word, futex.WakeAll) // EFAULT at worst, if unmapped since
-			staleWakes.Add(1)
 		}
 	}()
 	return w
