@@ -24,3 +24,10 @@ func SetStaleMax(d time.Duration) (restore func()) {
 
 // StaleWatches counts the exit watches started.
 func StaleWatches() int64 { return staleWatches.Load() }
+
+// Deferring reports whether Lock's fast path is sent to the slow path now
+// (some room starves or some Mutex is yielded).
+func Deferring() bool { return hint.Load() != 0 }
+
+// Starvations counts the starvation episodes of rooms so far.
+func Starvations() int64 { return starvations.Load() }

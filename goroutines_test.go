@@ -389,3 +389,68 @@ func TestLoneWaiterIsNotStarved(t *testing.T) {
 	}
 	t.Logf("lone waiter: longest wait %v over %d acquisitions", worst, rounds)
 }
+
+// A goroutine overtaken by its own process's lockers for longer than the
+// starvation budget makes its room starve, which sends every Lock of the
+// process to the slow path; once it has the lock, the fast path is back at
+// once (it used to stay off for up to 16 ms after every episode, which in
+// a busy process is most of the time).
+func TestStarvationEndsAtOnce(t *testing.T) {
+	_, _, m := shared(t)
+	for range 20 { // the waiter sometimes wins without an episode: try again
+		episode, deferring := starveOnce(t, m)
+		if !episode {
+			continue
+		}
+		if deferring {
+			t.Fatal("the fast path is still off after the starving waiter got the lock")
+		}
+		return
+	}
+	t.Fatal("no starvation episode in 20 tries: the test did not exercise the budget")
+}
+
+// starveOnce has a goroutine hold m and barge back in after each Unlock
+// while this one waits; it reports whether the wait was a starvation
+// episode and whether Lock's fast path was still off when it ended.
+func starveOnce(t *testing.T, m *robustlock.Mutex) (episode, deferring bool) {
+	stop := make(chan struct{})
+	barging := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := m.Lock(); err != nil {
+			t.Error(err)
+			return
+		}
+		close(barging)
+		for {
+			// Hold a while (longer than a spin), then let go and take it
+			// straight back: the waiter, woken by each Unlock, finds it
+			// taken again.
+			for end := time.Now().Add(50 * time.Microsecond); time.Now().Before(end); {
+			}
+			m.Unlock()
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := m.Lock(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	<-barging
+	episodes := robustlock.Starvations()
+	if err := m.Lock(); err != nil { // the overtaken one
+		t.Fatal(err)
+	}
+	deferring = robustlock.Deferring()
+	m.Unlock()
+	close(stop)
+	wg.Wait()
+	return robustlock.Starvations() != episodes, deferring
+}

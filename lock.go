@@ -65,12 +65,18 @@ import (
 	"github.com/futexlab/robustlock/internal/robustlist"
 )
 
-// Spin bounds, in polls of the word with a pause between them: spinMin
-// always, plus up to spinMax from the mutex's learnt estimate; at most a
-// few microseconds, far shorter than a futex sleep and wake.
+// Spin bounds, in CPU pauses (about 25 ns each on the Xeon measured):
+// spinMin always, plus up to spinMax from the mutex's learnt estimate; at
+// most a few microseconds, far shorter than a futex sleep and wake. The
+// word is polled after 1, 2, 4, ... pauses, at most spinGap apart: every
+// poll pulls the word's cache line away from the holder, which then pays
+// to take it back for each field it writes (polling after every pause made
+// the two-goroutine shapes twice as slow). A spin also stops as soon as it
+// would delay other work of this P (atomicx.SpinPays, sync.Mutex's rule).
 const (
 	spinMin = 8
 	spinMax = 256
+	spinGap = 32
 )
 
 // Lock acquires m, sleeping while another thread, in any process, holds it.
@@ -336,11 +342,18 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if atomic.LoadInt32(&c.owner) == ownerNotRecoverable {
 		return m.notRecoverable(t)
 	}
-	if atomic.LoadUint32(&c.lock)&futex.TIDMask == tid {
+	holder := atomic.LoadUint32(&c.lock) & futex.TIDMask
+	if holder == tid {
 		return m.fail(t, ErrDeadlock) // pinned, so tid is still this goroutine's
 	}
+	// A holder of this process: spinning pays only while it runs and
+	// nothing waits for this P (pays(), sync.Mutex's rule). Another
+	// process's holder runs whatever this process's Ps do.
+	local := robustlist.Owner(holder) != nil
+	pays := func() bool { return !local || atomicx.SpinPays() }
 	deferring := hint.Load() != 0
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
+	est0 := est
 	limit := spinMin + min(est, spinMax)
 	learn := func(spins int32, slept bool) {
 		if slept {
@@ -348,11 +361,13 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 		} else {
 			est += (2*spins - est) / 8
 		}
-		atomic.StoreInt32(&c.spins, max(0, min(est, spinMax)))
+		if v := max(0, min(est, spinMax)); v != est0 {
+			atomic.StoreInt32(&c.spins, v) // only on a change: the word's cache line is contended
+		}
 	}
-	if !deferring && pinnedSpinners.Add(1) <= int32(runtime.GOMAXPROCS(0)) {
-		for spins := int32(0); spins < limit; spins++ {
-			atomicx.Pause(1)
+	if !deferring && pinnedSpinners.Add(1) <= maxProcs.Load() {
+		for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, spinGap) {
+			atomicx.Pause(int(gap))
 			old := atomic.LoadUint32(&c.lock)
 			if old&futex.TIDMask != 0 {
 				continue
@@ -380,8 +395,8 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if deferring && deferNow(uintptr(unsafe.Pointer(m))) {
 		return m.wait(ctx) // starving or yielded: queue at once (never asked pinned: it may block)
 	}
-	for spins := int32(0); spins < limit; spins++ {
-		atomicx.Pause(1)
+	for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, spinGap) {
+		atomicx.Pause(int(gap))
 		old := atomic.LoadUint32(&c.lock)
 		if old&futex.TIDMask != 0 {
 			continue
@@ -409,10 +424,30 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 // pinnedSpinners counts the goroutines spinning pinned in lockSlow.
 var pinnedSpinners atomic.Int32
 
+// maxProcs caches runtime.GOMAXPROCS(0), which takes a runtime lock that
+// every contended acquire would otherwise fight over: read at start, and
+// again by phase 2 (already microseconds) at most every procsEvery, so a
+// change of GOMAXPROCS reaches it soon.
+var (
+	maxProcs atomic.Int32
+	procsAt  atomic.Int64 // futex.Now of the last reading
+)
+
+const procsEvery = 10 * time.Millisecond
+
+func init() { maxProcs.Store(int32(runtime.GOMAXPROCS(0))) }
+
+func refreshProcs() {
+	if now, at := futex.Now(), procsAt.Load(); now-at > int64(procsEvery) && procsAt.CompareAndSwap(at, now) {
+		maxProcs.Store(int32(runtime.GOMAXPROCS(0)))
+	}
+}
+
 // wait is phase 2 of a contended acquire, unpinned: queue in the room,
 // then, as its delegate, take part in the cross-process protocol. It
 // returns as Lock would, pinned only when the lock was acquired.
 func (m *Mutex) wait(ctx context.Context) error {
+	refreshProcs()
 	r := enterRoom(uintptr(unsafe.Pointer(m)))
 	waitingNow.Add(1)
 	defer func() {
@@ -423,7 +458,7 @@ func (m *Mutex) wait(ctx context.Context) error {
 		return err
 	}
 	defer func() { // deferred: a Guarded call's fault must not strand the room
-		r.starving.Store(false)
+		r.endStarving()
 		r.leave()
 	}()
 	return m.delegate(r, ctx)
@@ -462,8 +497,7 @@ func (m *Mutex) delegate(r *room, ctx context.Context) error {
 		if r.starving.Load() {
 			raiseHint(now + int64(2*probeMax))
 		} else if lost != 0 && now-lost > int64(starveAfter) {
-			r.starving.Store(true)
-			raiseHint(now + int64(2*probeMax))
+			r.startStarving(now)
 		}
 		old := atomic.LoadUint32(&c.lock)
 		holder := old & futex.TIDMask

@@ -13,7 +13,8 @@ package robustlock
 //
 //	Lock's fast path: pin, CAS 0 -> tid. No room, no lookup.
 //	slow path, phase 1: deadlock check (pinned), a short adaptive spin
-//	  (pinned for at most GOMAXPROCS spinners, else pinned per CAS).
+//	  (pinned for at most GOMAXPROCS spinners, else pinned per CAS; polls
+//	  backing off, and only while the spin delays nothing on this P).
 //	phase 2 (unpinned): enter the Mutex's room.
 //	  no delegate yet -> become the delegate
 //	  else            -> join the room's FIFO queue and park (a goroutine)
@@ -59,6 +60,9 @@ package robustlock
 // Both are announced to Lock's fast path by one process-wide word, hint:
 // while it is set, fast paths go to the slow path, which asks the Mutex's
 // room or pressure slot whether to defer. Unset, the fast path pays one load.
+// It is lowered as soon as no room starves and no yield runs (or at its
+// deadline, whichever comes first): left up, it would keep every Lock of
+// the process on the slow path.
 //
 // Rooms live in a sharded map keyed by the Mutex's address and are counted
 // by the goroutines inside; the last one out deletes it (back to a pool),
@@ -101,6 +105,37 @@ func raiseHint(until int64) {
 		if h >= until || hint.CompareAndSwap(h, until) {
 			return
 		}
+	}
+}
+
+// starvingRooms counts the rooms that starve now, and yieldsUntil is the
+// latest end of any yield: when both say nothing is deferred, the hint is
+// lowered at once instead of at its deadline (while it is up, every Lock
+// of the process takes the slow path).
+var (
+	starvingRooms atomic.Int32
+	yieldsUntil   atomic.Int64
+	starvations   atomic.Int64 // episodes so far: for tests and inspection
+)
+
+// startStarving marks r starving (its delegate's call).
+func (r *room) startStarving(now int64) {
+	r.starving.Store(true)
+	starvations.Add(1)
+	starvingRooms.Add(1)
+	raiseHint(now + int64(2*probeMax))
+}
+
+// endStarving lifts r's starving mark, if set, and with it the hint when
+// nothing else defers. A racing startStarving elsewhere may see its hint
+// lowered: its delegate raises it again each time round its loop.
+func (r *room) endStarving() {
+	if !r.starving.Load() {
+		return
+	}
+	r.starving.Store(false)
+	if starvingRooms.Add(-1) == 0 && futex.Now() >= yieldsUntil.Load() {
+		hint.Store(0)
 	}
 }
 
@@ -359,6 +394,8 @@ func notePressure(addr uintptr) {
 		until := now + int64(yieldFor)
 		p.yieldUntil.Store(until)
 		p.start.Store(until) // the next episode is counted after this yield
+		for y := yieldsUntil.Load(); y < until && !yieldsUntil.CompareAndSwap(y, until); y = yieldsUntil.Load() {
+		}
 		raiseHint(until)
 	}
 }
