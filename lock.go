@@ -68,11 +68,12 @@ import (
 // Spin bounds, in CPU pauses (about 25 ns each on the Xeon measured):
 // spinMin always, plus up to spinMax from the mutex's learnt estimate; at
 // most a few microseconds, far shorter than a futex sleep and wake. The
-// word is polled after 1, 2, 4, ... pauses, at most spinGap apart: every
-// poll pulls the word's cache line away from the holder, which then pays
-// to take it back for each field it writes (polling after every pause made
-// the two-goroutine shapes twice as slow). A spin also stops as soon as it
-// would delay other work of this P (atomicx.SpinPays, sync.Mutex's rule).
+// word is polled after 1, 2, 4, ... pauses, at most spinGap apart, while
+// the holder is a thread of this process: every poll pulls the word's
+// cache line away from the holder, which then pays to take it back for
+// each field it writes (polling after every pause made the two-goroutine
+// shapes twice as slow). Such a spin also stops as soon as it would delay
+// other work of this P (atomicx.SpinPays, sync.Mutex's rule).
 const (
 	spinMin = 8
 	spinMax = 256
@@ -349,8 +350,16 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	// A holder of this process: spinning pays only while it runs and
 	// nothing waits for this P (pays(), sync.Mutex's rule). Another
 	// process's holder runs whatever this process's Ps do.
+	// Polls back off only for a local holder: for a holder in another
+	// process they stay one pause apart, as a waiter that notices late
+	// there lets the holder's process take the lock again and again (p99
+	// waits between processes doubled with the back-off).
 	local := robustlist.Owner(holder) != nil
 	pays := func() bool { return !local || atomicx.SpinPays() }
+	gapMax := int32(1)
+	if local {
+		gapMax = spinGap
+	}
 	deferring := hint.Load() != 0
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
 	est0 := est
@@ -366,7 +375,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 		}
 	}
 	if !deferring && pinnedSpinners.Add(1) <= maxProcs.Load() {
-		for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, spinGap) {
+		for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, gapMax) {
 			atomicx.Pause(int(gap))
 			old := atomic.LoadUint32(&c.lock)
 			if old&futex.TIDMask != 0 {
@@ -395,7 +404,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if deferring && deferNow(uintptr(unsafe.Pointer(m))) {
 		return m.wait(ctx) // starving or yielded: queue at once (never asked pinned: it may block)
 	}
-	for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, spinGap) {
+	for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, gapMax) {
 		atomicx.Pause(int(gap))
 		old := atomic.LoadUint32(&c.lock)
 		if old&futex.TIDMask != 0 {
