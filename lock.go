@@ -347,13 +347,12 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if holder == tid {
 		return m.fail(t, ErrDeadlock) // pinned, so tid is still this goroutine's
 	}
-	// A holder of this process: spinning pays only while it runs and
-	// nothing waits for this P (pays(), sync.Mutex's rule). Another
-	// process's holder runs whatever this process's Ps do.
-	// Polls back off only for a local holder: for a holder in another
-	// process they stay one pause apart, as a waiter that notices late
-	// there lets the holder's process take the lock again and again (p99
-	// waits between processes doubled with the back-off).
+	// For a holder of this process, spinning pays only while nothing else
+	// waits for this P (pays(), sync.Mutex's rule), and polls back off
+	// (see spinGap). A holder in another process runs whatever this
+	// process's Ps do, and a waiter that notices its release late lets
+	// that process take the lock again and again (backed off, p99 waits
+	// between processes doubled): polls stay one pause apart.
 	local := robustlist.Owner(holder) != nil
 	pays := func() bool { return !local || atomicx.SpinPays() }
 	gapMax := int32(1)
