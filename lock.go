@@ -73,7 +73,7 @@ import (
 // cache line away from the holder, which then pays to take it back for
 // each field it writes (polling after every pause made the two-goroutine
 // shapes twice as slow). Such a spin also stops as soon as it would delay
-// other work of this P (atomicx.SpinPays, sync.Mutex's rule).
+// other work of this P (see spin).
 const (
 	spinMin = 8
 	spinMax = 256
@@ -347,22 +347,11 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if holder == tid {
 		return m.fail(t, ErrDeadlock) // pinned, so tid is still this goroutine's
 	}
-	// For a holder of this process, spinning pays only while nothing else
-	// waits for this P (pays(), sync.Mutex's rule), and polls back off
-	// (see spinGap). A holder in another process runs whatever this
-	// process's Ps do, and a waiter that notices its release late lets
-	// that process take the lock again and again (backed off, p99 waits
-	// between processes doubled): polls stay one pause apart.
-	local := robustlist.Owner(holder) != nil
-	pays := func() bool { return !local || atomicx.SpinPays() }
-	gapMax := int32(1)
-	if local {
-		gapMax = spinGap
-	}
 	deferring := hint.Load() != 0
 	est := atomic.LoadInt32(&c.spins) & 0xffff // __spins; __elision stays 0
 	est0 := est
 	limit := spinMin + min(est, spinMax)
+	sp := spin{limit: limit, local: robustlist.Owner(holder) != nil} // one of the two loops below runs
 	learn := func(spins int32, slept bool) {
 		if slept {
 			est -= est/8 + 1
@@ -374,8 +363,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 		}
 	}
 	if !deferring && pinnedSpinners.Add(1) <= maxProcs.Load() {
-		for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, gapMax) {
-			atomicx.Pause(int(gap))
+		for sp.next() {
 			old := atomic.LoadUint32(&c.lock)
 			if old&futex.TIDMask != 0 {
 				continue
@@ -385,7 +373,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 			}
 			if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters) {
 				pinnedSpinners.Add(-1)
-				learn(spins, false)
+				learn(sp.spent, false)
 				return m.acquired(t, tid, old)
 			}
 		}
@@ -403,8 +391,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	if deferring && deferNow(uintptr(unsafe.Pointer(m))) {
 		return m.wait(ctx) // starving or yielded: queue at once (never asked pinned: it may block)
 	}
-	for spins, gap := int32(0), int32(1); spins < limit && pays(); spins, gap = spins+gap, min(2*gap, gapMax) {
-		atomicx.Pause(int(gap))
+	for sp.next() {
 		old := atomic.LoadUint32(&c.lock)
 		if old&futex.TIDMask != 0 {
 			continue
@@ -419,7 +406,7 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 		}
 		tid := t.TID()
 		if atomic.CompareAndSwapUint32(&c.lock, old, tid|old&futex.Waiters) {
-			learn(spins, false)
+			learn(sp.spent, false)
 			return m.acquired(t, tid, old)
 		}
 		t.ClearPending()
@@ -427,6 +414,37 @@ func (m *Mutex) lockSlow(t *robustlist.Thread, ctx context.Context) error {
 	}
 	learn(limit, true)
 	return m.wait(ctx)
+}
+
+// A spin is phase 1's schedule of polls: next pauses until the next poll
+// of the word, or reports false when the spin is over (limit pauses
+// spent). For a holder of this process (local) it spins only while nothing
+// else waits for this P (atomicx.SpinPays, sync.Mutex's rule), and its
+// polls back off up to spinGap pauses apart. A holder in another process
+// runs whatever this process's Ps do, and a waiter that notices its release
+// late lets that process take the lock again and again (backed off, p99
+// waits between processes doubled): those polls stay one pause apart.
+type spin struct {
+	limit int32
+	local bool
+	spent int32 // pauses before the current poll
+	gap   int32 // pauses before the current poll since the previous one; 0 before the first
+}
+
+func (s *spin) next() bool {
+	if s.gap == 0 {
+		s.gap = 1
+	} else {
+		s.spent += s.gap
+		if s.local {
+			s.gap = min(2*s.gap, spinGap)
+		}
+	}
+	if s.spent >= s.limit || s.local && !atomicx.SpinPays() {
+		return false
+	}
+	atomicx.Pause(int(s.gap))
+	return true
 }
 
 // pinnedSpinners counts the goroutines spinning pinned in lockSlow.

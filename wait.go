@@ -99,10 +99,13 @@ var waitingNow atomic.Int32
 var hint atomic.Int64
 
 // raiseHint keeps hint set until at least until.
-func raiseHint(until int64) {
+func raiseHint(until int64) { raiseTo(&hint, until) }
+
+// raiseTo makes v at least x.
+func raiseTo(v *atomic.Int64, x int64) {
 	for {
-		h := hint.Load()
-		if h >= until || hint.CompareAndSwap(h, until) {
+		old := v.Load()
+		if old >= x || v.CompareAndSwap(old, x) {
 			return
 		}
 	}
@@ -394,8 +397,7 @@ func notePressure(addr uintptr) {
 		until := now + int64(yieldFor)
 		p.yieldUntil.Store(until)
 		p.start.Store(until) // the next episode is counted after this yield
-		for y := yieldsUntil.Load(); y < until && !yieldsUntil.CompareAndSwap(y, until); y = yieldsUntil.Load() {
-		}
+		raiseTo(&yieldsUntil, until)
 		raiseHint(until)
 	}
 }

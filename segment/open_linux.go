@@ -152,11 +152,7 @@ func Open(name string, opts ...Option) (*Segment, error) {
 				// look for its segment before building our own.
 				continue
 			}
-			// No claim to be had: race as before, but only after one more
-			// look, since the attempt may have taken a while (a builder may
-			// have published meanwhile).
-			claims = 8
-			continue
+			claims = 8 // no claim to be had: race as before
 		}
 		s, err := create(d, name, path, &c, cl)
 		switch {
@@ -636,9 +632,9 @@ func retry[T any](f func() (T, error)) (T, error) {
 // builder failed or was killed) tries to claim again. It does the same when
 // it finds the file it opened gone (its holder is done): a creator that
 // kept trying on files that late arrivals keep creating and removing could
-// run out of tries and build a copy of a segment published long before. The kernel drops a dead holder's flock, so a
-// killed creator never blocks the others, and waiters sleep in flock
-// without spinning.
+// run out of tries and build a copy of a segment published long before.
+// The kernel drops a dead holder's flock, so a killed creator never blocks
+// the others, and waiters sleep in flock without spinning.
 //
 // The claim is an optimisation, never a condition: if the claim file
 // cannot be opened or locked, or is not a regular file with one link owned
