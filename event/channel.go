@@ -12,15 +12,19 @@ package event
 // 2n+1 (an atomic swap: a full barrier before the data), the message and
 // its length are copied in, ver becomes 2n+2 (a release store after the
 // data), head becomes n+1, and bell is swapped to (n+1)<<1; only if the
-// swapped-out bell had its sleeper bit set does the publisher, after
-// unlocking, call FUTEX_WAKE. A Publish with nobody asleep thus makes no
-// system call and allocates nothing (the uncontended Lock makes none).
+// swapped-out bell had its sleeper bit set does the publisher call
+// FUTEX_WAKE, still under the lock (a publisher killed between clearing the
+// bit and the wake must be found dead by the next one, or its sleepers
+// would sleep through every later message). A Publish with nobody asleep
+// thus makes no system call and allocates nothing (the uncontended Lock
+// makes none).
 //
 // A publisher killed at any instruction: the next one gets ErrOwnerDied.
 // If ver of slot head%capacity is 2*head+2 the dead one had written the
 // whole message and only missed the commit, which the next one completes
-// (head++ and a bell ring); any other state is an uncommitted, invisible
-// slot, which the next message simply overwrites. Subscribers read only
+// (head++); any other state is an uncommitted, invisible slot, which the
+// next message simply overwrites. Either way the next one rings the bell
+// and wakes every sleeper, sleeper bit or not. Subscribers read only
 // messages below head, so they never see a partial one; the message that
 // an uncommitted write destroyed (n-capacity, in the same slot) is
 // reported as missed by subscribers that had not read it yet.
@@ -285,10 +289,10 @@ func (c *Channel) Publish(msg []byte) error {
 	if publishHook != nil {
 		publishHook(7)
 	}
-	c.mu.Unlock()
 	if old&1 != 0 {
-		futex.Wake(c.bell, futex.WakeAll)
+		futex.Wake(c.bell, futex.WakeAll) // before Unlock: see the top of this file
 	}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -298,17 +302,18 @@ var publishHook func(stage int)
 
 // recoverPublish runs with the lock after a publisher died holding it: a
 // message written whole but not committed is committed; anything else in
-// the slot is invisible and will be overwritten.
+// the slot is invisible and will be overwritten. Then the bell is rung and
+// its sleepers woken whatever its sleeper bit says: the dead publisher may
+// have committed and cleared the bit without living to wake them.
 func (c *Channel) recoverPublish() {
 	c.recoveries.Add(1)
 	n := atomic.LoadUint64(c.head)
-	if atomic.LoadUint64(&c.slot(n).ver) != 2*n+2 {
-		return
+	if atomic.LoadUint64(&c.slot(n).ver) == 2*n+2 {
+		n++
+		atomic.StoreUint64(c.head, n)
 	}
-	atomic.StoreUint64(c.head, n+1)
-	if atomic.SwapUint32(c.bell, uint32(n+1)<<1)&1 != 0 {
-		futex.Wake(c.bell, futex.WakeAll)
-	}
+	atomic.SwapUint32(c.bell, uint32(n)<<1)
+	futex.Wake(c.bell, futex.WakeAll)
 }
 
 // Head returns the number of messages committed to the channel so far

@@ -253,6 +253,12 @@ func pubDie(c *Channel, say func(string, ...any)) int {
 	for i := 0; i < good; i++ {
 		c.Publish([]byte(fmt.Sprint("good", i)))
 	}
+	if os.Getenv("EVENT_WAITGO") != "" { // let the test put a subscriber to sleep first
+		say("waiting")
+		if l, _ := bufio.NewReader(os.Stdin).ReadString('\n'); l != "go\n" {
+			return 1
+		}
+	}
 	publishHook = func(s int) {
 		if s == stage {
 			say("at %d", s)

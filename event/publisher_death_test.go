@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/futexlab/robustlock/internal/proctest"
 )
 
 // A publisher killed at each step of Publish: no subscriber ever sees a
@@ -19,18 +22,35 @@ func TestPublisherKilledAtEachStep(t *testing.T) {
 	// good0, which the slow subscriber must count as missed.
 	for _, good := range []int{5, 8} {
 		for stage := 1; stage <= 7; stage++ {
-			t.Run(fmt.Sprintf("good%d/stage%d", good, stage), func(t *testing.T) { publisherKilledAt(t, good, stage) })
+			t.Run(fmt.Sprintf("good%d/stage%d", good, stage), func(t *testing.T) { publisherKilledAt(t, good, stage, false) })
 		}
+	}
+	// The subscriber asleep before the dying publisher starts: from stage
+	// 7 on, the dead one has cleared the bell's sleeper bit, and only the
+	// next publisher's recovery can still wake it.
+	for stage := 1; stage <= 7; stage++ {
+		t.Run(fmt.Sprintf("asleep/stage%d", stage), func(t *testing.T) { publisherKilledAt(t, 5, stage, true) })
 	}
 }
 
-func publisherKilledAt(t *testing.T, good, stage int) {
+// publisherKilledAt: good messages, then a publisher killed at stage; if
+// asleep, the subscriber has read the good ones and sleeps before that
+// publisher goes on.
+func publisherKilledAt(t *testing.T, good, stage int, asleep bool) {
 	dir := t.TempDir()
 	c := open(t, dir, "die", Capacity(8), MaxMessage(64))
 	slow, _ := c.Subscribe() // reads only at the end
 	fast, _ := c.Subscribe()
-	p := helper(t, dir, "die", "pub-die", fmt.Sprint("EVENT_GOOD=", good), fmt.Sprint("EVENT_STAGE=", stage))
-	p.Expect(fmt.Sprint("at ", stage))
+	env := []string{fmt.Sprint("EVENT_GOOD=", good), fmt.Sprint("EVENT_STAGE=", stage)}
+	if asleep {
+		env = append(env, "EVENT_WAITGO=1")
+	}
+	p := helper(t, dir, "die", "pub-die", env...)
+	if asleep {
+		p.Expect("waiting")
+	} else {
+		p.Expect(fmt.Sprint("at ", stage))
+	}
 	ctx := context.Background()
 	want := []string{"after"}
 	if good == 5 {
@@ -48,7 +68,8 @@ func publisherKilledAt(t *testing.T, good, stage int) {
 			want = []string{"partial-partial-partial", "after"}
 		}
 	}
-	asleep := make(chan []string, 1)
+	base := proctest.SharedFutexSleepers(os.Getpid()) // threads of this process already asleep on shared words
+	received := make(chan []string, 1)
 	go func() {
 		var got []string
 		for {
@@ -64,8 +85,13 @@ func publisherKilledAt(t *testing.T, good, stage int) {
 				break
 			}
 		}
-		asleep <- got
+		received <- got
 	}()
+	if asleep {
+		proctest.AwaitSleepers(t, base+1, os.Getpid())
+		p.Send("go")
+		p.Expect(fmt.Sprint("at ", stage))
+	}
 	p.Kill()
 	if err := c.Publish([]byte("after")); err != nil {
 		t.Fatalf("Publish after the publisher died at stage %d: %v", stage, err)
@@ -73,7 +99,7 @@ func publisherKilledAt(t *testing.T, good, stage int) {
 	if c.recoveries.Load() != 1 {
 		t.Fatalf("the next Publish did not find the lock dead (%d recoveries)", c.recoveries.Load())
 	}
-	if got := <-asleep; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := <-received; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after a death at stage %d the subscriber got %q, want %q", stage, got, want)
 	}
 	// The slow one: received + missed == committed, nothing torn.
