@@ -168,7 +168,7 @@ func runHelper(kind string) int {
 		say("result %d %d %d %d %d %d", recv, missed, badn, start, s.Seq()-1, len(first))
 		return 0
 	case "nosyscall":
-		return noSyscallPublish(c, say)
+		return noSyscallPublish(c)
 	case "pub-die":
 		return pubDie(c, say)
 	case "req-die":

@@ -8,16 +8,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
+	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/futexlab/robustlock/internal/futex"
 	"github.com/futexlab/robustlock/internal/proctest"
@@ -211,90 +208,44 @@ func TestPublishNextIntoAllocateNothing(t *testing.T) {
 }
 
 // With nobody asleep, Publish makes no system call: a helper forbids
-// every system call on its thread with seccomp and publishes 20000 times.
+// every system call on its thread with seccomp and publishes (the harness,
+// and what it proves on a slow machine: proctest's nosyscall_linux.go).
 func TestPublishMakesNoSyscall(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes system calls of its own")
 	}
-	// As the root package's proof (nosyscall_test.go): the helper runs
-	// with asynchronous preemption off and the collector stopped, so no
-	// system call of the runtime's own can land in the loop, but the
-	// scheduler may still preempt a loop that outlives its time slice on a
-	// slow (emulated) machine, and handing the thread over is a system
-	// call. So an attempt that is killed is tried again, up to 10 times; a
-	// real system call in Publish kills every one.
 	dir := t.TempDir()
 	c := open(t, dir, "nosys", Capacity(64), MaxMessage(64))
-	for attempt := 1; ; attempt++ {
-		start := c.Head()
-		h := helper(t, dir, "nosys", "nosyscall", "GODEBUG=asyncpreemptoff=1")
-		h.Expect("ready")
-		deadline := time.Now().Add(proctest.Watchdog)
-		killed := false
-		for c.Head() < start+1+noSyscallPublishes && !killed {
-			select {
-			case <-h.Done():
-				ws := h.Cmd.ProcessState.Sys().(syscall.WaitStatus)
-				if !ws.Signaled() || ws.Signal() != syscall.SIGSYS {
-					t.Fatalf("helper ended early: %v %s", h.Cmd.ProcessState, h.Stderr())
-				}
-				killed = true
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("helper never finished")
-			}
-			time.Sleep(time.Millisecond)
+	proctest.ProveNoSyscall(t, "Publish with nobody asleep", func() *exec.Cmd {
+		return helperCommand(dir, "nosys", "nosyscall")
+	}, func(words []string) func() bool {
+		n, _ := strconv.ParseUint(words[0], 10, 64)
+		var from uint64
+		if len(words) > 1 {
+			from, _ = strconv.ParseUint(words[1], 10, 64)
 		}
-		if !killed {
-			t.Logf("%d Publishes made no system call (attempt %d of 10)", noSyscallPublishes, attempt)
-			return
-		}
-		if attempt == 10 {
-			t.Fatal("Publish with nobody asleep made a system call (killed by seccomp) in 10 attempts of 10")
-		}
-	}
+		return func() bool { return c.Head() >= from+n }
+	})
 }
 
-// noSyscallPublishes is how many Publishes the helper makes under the
-// filter: enough to be a proof, few enough to fit a time slice.
-const noSyscallPublishes = 5000
+// The bounds of the helper's loop of Publishes (proctest.NoSyscallLoop
+// sizes it to about 2 ms between them).
+const (
+	minNoSyscallPublishes = 1000
+	maxNoSyscallPublishes = 20000
+)
 
-// noSyscallPublish is the helper of TestPublishMakesNoSyscall.
-func noSyscallPublish(c *Channel, say func(string, ...any)) int {
+// noSyscallPublish is the helper of TestPublishMakesNoSyscall: its ready
+// line gives the head its Publishes start from.
+func noSyscallPublish(c *Channel) int {
 	runtime.LockOSThread()
 	msg := []byte("no syscall")
-	if err := c.Publish(msg); err != nil { // registers the thread's robust list
+	publish := func() bool { return c.Publish(msg) == nil }
+	if !publish() { // registers the thread's robust list
 		return 1
 	}
-	prog := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.SYS_RT_SIGRETURN, Jt: 0, Jf: 1},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_KILL_PROCESS},
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return 1
-	}
-	runtime.GC()
-	debug.SetGCPercent(-1) // no collection, and so no system call of its, in the loop
-	say("ready")
-	runtime.Gosched() // start the loop on a fresh time slice
-	if _, _, e := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER,
-		uintptr(unsafe.Pointer(&fprog))); e != 0 {
-		return 1
-	}
-	for i := 0; i < noSyscallPublishes; i++ {
-		if c.Publish(msg) != nil {
-			//lint:ignore SA5002 spinning is the point: printing or exiting would need a system call
-			for {
-			}
-		}
-	}
-	//lint:ignore SA5002 spinning is the point: printing or exiting would need a system call
-	for {
-	}
+	return proctest.NoSyscallLoop(publish, minNoSyscallPublishes, maxNoSyscallPublishes,
+		func() string { return strconv.FormatUint(c.Head(), 10) }, func() {})
 }
 
 // A request slot's st overwritten under an awaiting requester (another
