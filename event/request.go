@@ -62,10 +62,20 @@ package event
 // for a free slot sleeps (through a hub) on the rq words of every slot and
 // the cl words of slots held by a server alone, all with WAITERS set, so
 // that a release or a death wakes it. Hence no slot leaks.
+//
+// Lost rings: servers sleep on qbell, and a requester killed after it
+// cleared qbell's sleeper bit but before its FUTEX_WAKE leaves them asleep,
+// while every later ring sees the bit clear and wakes nobody; nothing
+// robust marks that death on a word the servers sleep on. So a requester
+// whose request is still queued after firstNudge wakes qbell's sleepers
+// itself, then again at doubling gaps up to maxNudge: a lost ring delays
+// a live request by at most about that, and costs a wake only while a
+// request waits unclaimed.
 
 import (
 	"context"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/futexlab/robustlock/internal/futex"
@@ -136,16 +146,29 @@ func (c *Channel) holder() (*holder, error) {
 
 // ring moves a bell on and wakes its sleepers if its sleeper bit was set.
 func ring(bell *uint32) {
+	if advance(bell) {
+		futex.Wake(bell, futex.WakeAll)
+	}
+}
+
+// advance moves a bell on and reports whether it cleared the sleeper bit
+// (the caller must then wake the sleepers).
+func advance(bell *uint32) bool {
 	for {
 		o := atomic.LoadUint32(bell)
 		if atomic.CompareAndSwapUint32(bell, o, (o+2)&^1) {
-			if o&1 != 0 {
-				futex.Wake(bell, futex.WakeAll)
-			}
-			return
+			return o&1 != 0
 		}
 	}
 }
+
+// Nudges: the first, and the longest gap between two, that a requester
+// whose request is still queued waits before it wakes the servers' bell
+// itself (see the top of this file).
+const (
+	firstNudge = 50 * time.Millisecond
+	maxNudge   = time.Second
+)
 
 // Request sends msg to one server (NextRequest, in any process) and waits
 // for its response. It waits for a free request slot first, under ctx. It
@@ -186,7 +209,12 @@ func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	if requestHook != nil {
 		requestHook(stepQueued)
 	}
-	ring(c.qbell)
+	if advance(c.qbell) {
+		if requestHook != nil {
+			requestHook(stepRung)
+		}
+		futex.Wake(c.qbell, futex.WakeAll)
+	}
 	return c.await(ctx, h, i, t)
 }
 
@@ -318,6 +346,8 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 			deadline = 1
 		}
 	}
+	gap := firstNudge
+	nudgeAt := futex.Now() + int64(gap)
 	for {
 		if c.closed.Load() {
 			return c.abandon(h, i, t, ErrClosed)
@@ -365,7 +395,19 @@ func (c *Channel) await(ctx context.Context, h *holder, i int, t uint32) ([]byte
 		if atomic.LoadUint32(&s.st) != p {
 			continue
 		}
-		if err := sleepOne(ctx, cl, w, deadline); err != nil {
+		until := deadline
+		if phaseOf(p) == pQueued && (deadline == 0 || nudgeAt < deadline) {
+			until = nudgeAt
+		}
+		err := sleepOne(ctx, cl, w, until)
+		if err == context.DeadlineExceeded && until != deadline && ctx.Err() == nil {
+			// Still queued: wake the servers, in case a ring was lost.
+			futex.Wake(c.qbell, futex.WakeAll)
+			gap = min(2*gap, maxNudge)
+			nudgeAt = futex.Now() + int64(gap)
+			continue
+		}
+		if err != nil {
 			return c.abandon(h, i, t, err)
 		}
 	}
@@ -428,6 +470,7 @@ const (
 	stepTook                 // requester: rq taken, cl not yet
 	stepFilling              // requester: rq and cl held, st Filling
 	stepQueued               // requester: st Queued, qbell not rung
+	stepRung                 // requester: qbell's sleeper bit cleared, servers not woken
 	stepSeenHeld             // server: st seen Queued and rq held, cl not taken
 	stepClaiming             // server: cl taken, st still Queued
 	stepClaimed              // server: st Claimed, request copied out

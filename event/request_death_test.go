@@ -119,6 +119,47 @@ func requestPartyKilledAt(t *testing.T, role string, step int) {
 	}
 }
 
+// A requester killed after it cleared the servers' sleeper bit but before
+// it woke them: the server stays asleep through the next requester's ring,
+// and that requester's own nudge (request.go, "Lost rings") must wake it,
+// long before its deadline.
+func TestRequesterKilledRinging(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, "ring", Requests(2), MaxMessage(64))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base := proctest.SharedFutexSleepers(os.Getpid())
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			r, err := c.NextRequest(ctx)
+			if err != nil {
+				return
+			}
+			r.Respond(append([]byte("re:"), r.Data()...)) // the dead one's: ErrRequesterGone
+		}
+	}()
+	proctest.AwaitSleepers(t, base+1, os.Getpid()) // the server, asleep on qbell
+	p := helper(t, dir, "ring", "req-die", "EVENT_ROLE=requester", fmt.Sprint("EVENT_STEP=", stepRung))
+	p.Expect(fmt.Sprint("at ", stepRung))
+	p.Kill()
+	p.Wait()
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	start := time.Now()
+	got, err := c.Request(rctx, []byte("after"))
+	if err != nil || string(got) != "re:after" {
+		t.Fatalf("Request after a requester died ringing = %q, %v (after %v); want re:after", got, err, time.Since(start))
+	}
+	t.Logf("answered %v after the ring was lost", time.Since(start))
+	cancel()
+	<-served
+	if n := c.Stats().SlotsInUse(); n != 0 {
+		t.Fatalf("%d slots in use at the end: %+v", n, c.Stats().Slots)
+	}
+}
+
 // reqDie is the helper of TestRequestPartyKilledAtEachStep: a requester
 // (EVENT_ROLE=requester) or a server that stops at step EVENT_STEP and
 // waits there to be killed.
