@@ -70,7 +70,10 @@ package event
 // whose request is still queued after firstNudge wakes qbell's sleepers
 // itself, then again at doubling gaps up to maxNudge: a lost ring delays
 // a live request by at most about that, and costs a wake only while a
-// request waits unclaimed.
+// request waits unclaimed. Likewise a party killed between freeing a slot
+// (rq back to 0, off its robust list) and waking the requesters waiting
+// for one leaves them asleep on a free slot: they look at the slots again
+// at least every spaceRecheck.
 
 import (
 	"context"
@@ -168,6 +171,10 @@ func advance(bell *uint32) bool {
 const (
 	firstNudge = 50 * time.Millisecond
 	maxNudge   = time.Second
+
+	// spaceRecheck bounds each sleep of a requester waiting for a free
+	// slot (see the top of this file).
+	spaceRecheck = time.Second
 )
 
 // Request sends msg to one server (NextRequest, in any process) and waits
@@ -218,7 +225,8 @@ func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	return c.await(ctx, h, i, t)
 }
 
-// acquire takes a free slot, waiting for one under ctx.
+// acquire takes a free slot, waiting for one under ctx (each sleep at
+// most spaceRecheck: see the top of this file).
 func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
 	for {
 		r := c.space.rounds.Load()
@@ -227,8 +235,16 @@ func (c *Channel) acquire(ctx context.Context, h *holder) (int, uint32, error) {
 				return i, t, nil
 			}
 		}
-		if err := c.space.wait(ctx, r, c.armSpace); err != nil {
-			return 0, 0, err
+		wctx, cancel := context.WithTimeout(ctx, spaceRecheck)
+		err := c.space.wait(wctx, r, c.armSpace)
+		cancel()
+		if err != nil {
+			if e := ctx.Err(); e != nil {
+				return 0, 0, e
+			}
+			if err != context.DeadlineExceeded {
+				return 0, 0, err
+			}
 		}
 	}
 }
@@ -431,7 +447,12 @@ func (c *Channel) finish(h *holder, i int, t uint32) {
 	rq, cl := c.words(i)
 	atomic.StoreUint32(&c.rslot(i).st, mk(pFree, t))
 	resetClaim(cl)
-	h.give(rq, 0)
+	if h.release(rq, 0) {
+		if requestHook != nil {
+			requestHook(stepFreed)
+		}
+		futex.Wake(rq, futex.WakeAll)
+	}
 }
 
 // abandon withdraws the request in slot i after ctx ended (err).
@@ -475,6 +496,7 @@ const (
 	stepClaiming             // server: cl taken, st still Queued
 	stepClaimed              // server: st Claimed, request copied out
 	stepResponded            // server: st Responded, cl not yet given
+	stepFreed                // requester: slot freed, requesters waiting for one not woken
 )
 
 // A Request is one request taken by NextRequest. Respond answers it; until

@@ -160,6 +160,65 @@ func TestRequesterKilledRinging(t *testing.T) {
 	}
 }
 
+// A requester killed after it freed its slot but before it woke the
+// requesters waiting for one: the waiter, asleep on a word that is now
+// free, must look at the slots again by itself (spaceRecheck), long
+// before its deadline. (Without the recheck most runs fail; in some the
+// kill's SIGCHLD, landing on the waiter's thread, interrupts its sleep
+// and lets it find the slot early.)
+func TestRequesterKilledFreeing(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, "free", Requests(1), MaxMessage(64))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waiting := make(chan struct{})
+	served := make(chan struct{})
+	go func() { // answers the dying requester once the other one waits for its slot
+		defer close(served)
+		for first := true; ; first = false {
+			r, err := c.NextRequest(ctx)
+			if err != nil {
+				return
+			}
+			if first {
+				<-waiting
+			}
+			r.Respond(append([]byte("re:"), r.Data()...))
+		}
+	}()
+	p := helper(t, dir, "free", "req-die", "EVENT_ROLE=requester", fmt.Sprint("EVENT_STEP=", stepFreed))
+	for c.Stats().Slots[0].Phase != "claimed" { // the server holds it, awake, until waiting closes
+		time.Sleep(time.Millisecond)
+	}
+	base := proctest.SharedFutexSleepers(os.Getpid())
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	type result struct {
+		got []byte
+		err error
+		at  time.Time
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := c.Request(rctx, []byte("after"))
+		done <- result{got, err, time.Now()}
+	}()
+	proctest.AwaitSleepers(t, base+1, os.Getpid()) // the second requester, asleep for a slot
+	time.Sleep(20 * time.Millisecond)              // past the futex's value check, even on a loaded host
+	close(waiting)
+	p.Expect(fmt.Sprint("at ", stepFreed))
+	p.Kill()
+	killed := time.Now()
+	res := <-done
+	if res.err != nil || string(res.got) != "re:after" {
+		t.Fatalf("Request waiting for a slot its holder freed and died = %q, %v (after %v); want re:after",
+			res.got, res.err, res.at.Sub(killed))
+	}
+	t.Logf("answered %v after the freeing requester was killed", res.at.Sub(killed))
+	cancel()
+	<-served
+}
+
 // reqDie is the helper of TestRequestPartyKilledAtEachStep: a requester
 // (EVENT_ROLE=requester) or a server that stops at step EVENT_STEP and
 // waits there to be killed.

@@ -302,6 +302,14 @@ func (h *holder) take(word *uint32, old uint32) bool {
 // give unlinks *word (held by the holder) and stores v in it, waking every
 // sleeper if WAITERS was set.
 func (h *holder) give(word *uint32, v uint32) {
+	if h.release(word, v) {
+		futex.Wake(word, futex.WakeAll)
+	}
+}
+
+// release is give without the wake: it reports whether the word had
+// WAITERS set, and the caller must then wake its sleepers.
+func (h *holder) release(word *uint32, v uint32) bool {
 	entry := entryOf(word)
 	h.mu.Lock()
 	h.t.SetPending(entry)
@@ -310,9 +318,7 @@ func (h *holder) give(word *uint32, v uint32) {
 	old := atomic.SwapUint32(word, v)
 	h.t.ClearPending()
 	h.mu.Unlock()
-	if old&futex.Waiters != 0 {
-		futex.Wake(word, futex.WakeAll)
-	}
+	return old&futex.Waiters != 0
 }
 
 // shutdown marks every word still held OWNER_DIED, as the kernel would at
