@@ -219,11 +219,11 @@ func TestPublishMakesNoSyscall(t *testing.T) {
 	proctest.ProveNoSyscall(t, "Publish with nobody asleep", func() *exec.Cmd {
 		return helperCommand(dir, "nosys", "nosyscall")
 	}, func(words []string) func() bool {
-		n, _ := strconv.ParseUint(words[0], 10, 64)
-		var from uint64
-		if len(words) > 1 {
-			from, _ = strconv.ParseUint(words[1], 10, 64)
+		if len(words) != 2 {
+			t.Fatalf("helper's ready line %q does not give the head it starts from", words)
 		}
+		n, _ := strconv.ParseUint(words[0], 10, 64)
+		from, _ := strconv.ParseUint(words[1], 10, 64)
 		return func() bool { return c.Head() >= from+n }
 	})
 }

@@ -149,18 +149,16 @@ func (c *Channel) holder() (*holder, error) {
 
 // ring moves a bell on and wakes its sleepers if its sleeper bit was set.
 func ring(bell *uint32) {
-	if advance(bell) {
-		futex.Wake(bell, futex.WakeAll)
-	}
-}
-
-// advance moves a bell on and reports whether it cleared the sleeper bit
-// (the caller must then wake the sleepers).
-func advance(bell *uint32) bool {
 	for {
 		o := atomic.LoadUint32(bell)
 		if atomic.CompareAndSwapUint32(bell, o, (o+2)&^1) {
-			return o&1 != 0
+			if o&1 != 0 {
+				if requestHook != nil {
+					requestHook(stepRung)
+				}
+				futex.Wake(bell, futex.WakeAll)
+			}
+			return
 		}
 	}
 }
@@ -216,12 +214,7 @@ func (c *Channel) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	if requestHook != nil {
 		requestHook(stepQueued)
 	}
-	if advance(c.qbell) {
-		if requestHook != nil {
-			requestHook(stepRung)
-		}
-		futex.Wake(c.qbell, futex.WakeAll)
-	}
+	ring(c.qbell)
 	return c.await(ctx, h, i, t)
 }
 
@@ -491,7 +484,7 @@ const (
 	stepTook                 // requester: rq taken, cl not yet
 	stepFilling              // requester: rq and cl held, st Filling
 	stepQueued               // requester: st Queued, qbell not rung
-	stepRung                 // requester: qbell's sleeper bit cleared, servers not woken
+	stepRung                 // any party: a bell's sleeper bit cleared, its sleepers not woken
 	stepSeenHeld             // server: st seen Queued and rq held, cl not taken
 	stepClaiming             // server: cl taken, st still Queued
 	stepClaimed              // server: st Claimed, request copied out

@@ -129,17 +129,7 @@ func TestRequesterKilledRinging(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	base := proctest.SharedFutexSleepers(os.Getpid())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		for {
-			r, err := c.NextRequest(ctx)
-			if err != nil {
-				return
-			}
-			r.Respond(append([]byte("re:"), r.Data()...)) // the dead one's: ErrRequesterGone
-		}
-	}()
+	served := echo(ctx, c, nil)
 	proctest.AwaitSleepers(t, base+1, os.Getpid()) // the server, asleep on qbell
 	p := helper(t, dir, "ring", "req-die", "EVENT_ROLE=requester", fmt.Sprint("EVENT_STEP=", stepRung))
 	p.Expect(fmt.Sprint("at ", stepRung))
@@ -172,20 +162,7 @@ func TestRequesterKilledFreeing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	waiting := make(chan struct{})
-	served := make(chan struct{})
-	go func() { // answers the dying requester once the other one waits for its slot
-		defer close(served)
-		for first := true; ; first = false {
-			r, err := c.NextRequest(ctx)
-			if err != nil {
-				return
-			}
-			if first {
-				<-waiting
-			}
-			r.Respond(append([]byte("re:"), r.Data()...))
-		}
-	}()
+	served := echo(ctx, c, waiting) // answers the dying requester once the other one waits for its slot
 	p := helper(t, dir, "free", "req-die", "EVENT_ROLE=requester", fmt.Sprint("EVENT_STEP=", stepFreed))
 	for c.Stats().Slots[0].Phase != "claimed" { // the server holds it, awake, until waiting closes
 		time.Sleep(time.Millisecond)
@@ -217,6 +194,28 @@ func TestRequesterKilledFreeing(t *testing.T) {
 	t.Logf("answered %v after the freeing requester was killed", res.at.Sub(killed))
 	cancel()
 	<-served
+}
+
+// echo serves c until ctx ends, answering each request with "re:" and its
+// data; if first is not nil it holds the first request until first is
+// closed. The returned channel is closed when it stops.
+func echo(ctx context.Context, c *Channel, first <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			r, err := c.NextRequest(ctx)
+			if err != nil {
+				return
+			}
+			if first != nil {
+				<-first
+				first = nil
+			}
+			r.Respond(append([]byte("re:"), r.Data()...)) // a dead requester's: ErrRequesterGone, ignored
+		}
+	}()
+	return done
 }
 
 // reqDie is the helper of TestRequestPartyKilledAtEachStep: a requester
