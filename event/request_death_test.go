@@ -392,17 +392,7 @@ func awaitMovedOn(c *Channel, stale uint32) {
 func serveUntilAnswered(t *testing.T, ctx context.Context, c *Channel, done chan reqResult) {
 	t.Helper()
 	sctx, scancel := context.WithCancel(ctx)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		for {
-			r, err := c.NextRequest(sctx)
-			if err != nil {
-				return
-			}
-			r.Respond(append([]byte("re:"), r.Data()...))
-		}
-	}()
+	served := echo(sctx, c, nil)
 	res := <-done
 	scancel()
 	<-served
