@@ -5,8 +5,8 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,23 +78,16 @@ func TestDemoTimeoutINT(t *testing.T) {
 
 // TestDemoContinue: SIGCONTs from outside while the demo runs (a shell's
 // fg, a supervisor) resume workers the chaos killer has stopped; the demo
-// must neither hang on a stop that was undone nor miscount, and end with
-// its verdict.
+// must not hang on a stop that was undone, must keep the ledger's
+// invariant, remove its segment, and end with its verdict.
+//
+// The verdict itself may say the counts differ: a SIGCONT landing between
+// freezeAndKill's check of a stopped worker and its SIGKILL lets the
+// worker take or release the lock first, so that death is counted on the
+// wrong side (README and chaos_linux.go state the limit; it hits on a
+// loaded host, under -race and under emulation). Only that clause is
+// accepted; any other failure fails the test.
 func TestDemoContinue(t *testing.T) {
-	if os.Getenv("ROBUSTLOCK_EMULATED") != "" {
-		// freezeAndKill reads the lock word while /proc shows the worker
-		// stopped and SIGKILLs it at once; a SIGCONT from this storm in
-		// between makes the kill count as holding when it was not. On
-		// real hardware that window is microseconds; under full-system
-		// emulation it is wide enough to hit.
-		t.Skip("under emulation the storm's SIGCONT can land between freezeAndKill's check and its kill (see chaos_linux.go)")
-	}
-	if raceEnabled {
-		// The demo under test is built with -race too, which slows it
-		// enough to widen the same window (seen in CI: 5 deaths counted
-		// holding, 4 recoveries).
-		t.Skip("a -race build of the demo widens the window between freezeAndKill's check and its kill (see chaos_linux.go)")
-	}
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "demo", "-duration", "3s", "-kills", "30", "-dir", dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -112,10 +105,21 @@ func TestDemoContinue(t *testing.T) {
 	}
 	cmd.Wait()
 	t.Logf("stdout:\n%s", stdout)
-	if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(stdout, "\nok: ") {
+	code := cmd.ProcessState.ExitCode()
+	switch {
+	case code == 0 && strings.Contains(stdout, "\nok: "):
+	case code == exitFail && countOnly.MatchString(stdout):
+		t.Logf("the demo's count was off by a SIGCONT in freezeAndKill's window (the stated limit)")
+	default:
 		t.Errorf("exit %d, stderr:\n%s", code, out.stderr.String())
+	}
+	if !strings.Contains(stdout, "invariant               held") {
+		t.Error("the ledger's invariant did not hold")
 	}
 	if e := entries(t, dir); len(e) != 0 {
 		t.Errorf("the segment was not removed: %v", e)
 	}
 }
+
+// countOnly matches a demo verdict whose only failure is the kill count.
+var countOnly = regexp.MustCompile(`\nFAIL: \d+ deaths while holding the lock but \d+ recoveries\n`)
